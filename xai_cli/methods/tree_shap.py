@@ -1,0 +1,135 @@
+"""Exact Tree SHAP through ``shap.TreeExplainer`` for tree models fed numeric columns directly.
+
+With background rows the game is the interventional one (the same game Kernel SHAP estimates);
+without them, the trees' own path statistics (path-dependent Tree SHAP). Two traps are handled:
+scikit-learn and XGBoost trees compare float32 inputs with their thresholds, so rows are cast to
+float32 first (float64 values can take the other branch); and boosted trees are exact only in their
+raw margin space, so they are never explained as probabilities here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from xai_cli.explanation import Explanation
+from xai_cli.methods.base import Batch, Settings, attributions_for
+from xai_cli.model import LoadedModel
+
+NAME = "tree_shap"
+
+
+def applies(model: LoadedModel, settings: Settings) -> str | None:
+    """``None`` when exact Tree SHAP applies to ``model``, else why not."""
+    if model.family != "tree":
+        return f"{model.final_type_name} is not a tree model"
+    if model.preprocessor is not None:
+        return "the trees sit inside a Pipeline, so their inputs are not the CSV columns"
+    if any(kind.kind != "numeric" for kind in model.column_kinds.values()):
+        return "the model takes categorical columns natively"
+    if model.is_classifier and model.boosted and settings.output == "probability":
+        return (
+            f"exact Tree SHAP for a boosted model ({model.final_type_name}) exists only for its raw margin "
+            "(log-odds), not for probabilities"
+        )
+    if model.is_classifier and not model.boosted and settings.output == "raw":
+        return f"{model.final_type_name} has no raw margin: its output is a probability"
+    return None
+
+
+def explain(
+    model: LoadedModel, batch: Batch, background: pd.DataFrame | None, *, settings: Settings
+) -> list[Explanation]:
+    """Tree SHAP explanations of every row in ``batch`` for its target classes."""
+    import shap
+
+    output = model.output(settings.output)
+    final = model.final_estimator
+    inputs = _tree_inputs(model, batch.features)
+    if background is not None:
+        explainer = shap.TreeExplainer(
+            final,
+            data=_tree_inputs(model, background),
+            feature_perturbation="interventional",
+            model_output="raw",
+        )
+    else:
+        explainer = shap.TreeExplainer(final, feature_perturbation="tree_path_dependent")
+    raw_values = np.asarray(explainer.shap_values(inputs, check_additivity=False))
+    values, base_values = _per_output(raw_values, np.atleast_1d(explainer.expected_value), len(output.labels))
+    predictions = output.predict(batch.features)
+    native_gap = _native_difference(model, inputs, raw_values) if background is None else None
+
+    names = list(batch.features.columns)
+    explanations = []
+    for position, (row_number, identifier) in enumerate(zip(batch.row_numbers, batch.ids)):
+        shown = batch.display_values(position)
+        for column in batch.targets[position]:
+            phi = values[position, :, column]
+            base = float(base_values[column])
+            prediction = float(predictions[position, column])
+            quality = {"exact": True, "additivity_gap": abs(base + float(phi.sum()) - prediction)}
+            if native_gap is not None:
+                quality["native_max_difference"] = native_gap
+            explanations.append(
+                Explanation(
+                    row=row_number,
+                    id=identifier,
+                    method=NAME,
+                    class_label=output.labels[column],
+                    prediction=prediction,
+                    base_value=base,
+                    attributions=attributions_for(names, shown, phi),
+                    quality=quality,
+                )
+            )
+    return explanations
+
+
+def _tree_inputs(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
+    """The numbers the trees compare: float32 for scikit-learn and XGBoost, as they do."""
+    values = frame.to_numpy(dtype=np.float64)
+    if type(model.final_estimator).__module__.split(".")[0] == "lightgbm":
+        return values
+    return values.astype(np.float32).astype(np.float64)
+
+
+def _per_output(values: np.ndarray, expected: np.ndarray, n_outputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """shap's shapes made ``(rows, features, outputs)`` matching the model's output columns.
+
+    A binary margin model has one output; it becomes ``[-margin, margin]`` like the model output.
+    """
+    if values.ndim == 2:
+        values = values[:, :, None]
+    if values.shape[2] == 1 and n_outputs == 2:
+        values = np.concatenate([-values, values], axis=2)
+        expected = np.array([-expected[0], expected[0]])
+    return values, expected
+
+
+def _native_difference(model: LoadedModel, inputs: np.ndarray, shap_values: np.ndarray) -> float | None:
+    """Largest difference between shap's path-dependent values and the library's own contributions."""
+    final = model.final_estimator
+    package = type(final).__module__.split(".")[0]
+    try:
+        if package == "xgboost":
+            import xgboost
+
+            native = final.get_booster().predict(xgboost.DMatrix(inputs), pred_contribs=True)
+        elif package == "lightgbm":
+            native = np.asarray(final.predict(inputs, pred_contrib=True))
+            n_features = inputs.shape[1]
+            if native.shape[1] > n_features + 1:
+                native = native.reshape(len(inputs), -1, n_features + 1).transpose(0, 2, 1)
+        else:
+            return None
+    except Exception:
+        return None
+    native = np.asarray(native)
+    if native.ndim == 3 and native.shape[1] != inputs.shape[1] + 1:
+        native = native.transpose(0, 2, 1)
+    native = native[:, :-1, ...]
+    ours = shap_values if shap_values.ndim == native.ndim else shap_values[..., None]
+    if ours.shape != native.shape:
+        return None
+    return float(np.max(np.abs(ours - native)))

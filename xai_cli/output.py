@@ -1,0 +1,55 @@
+"""Atomic file writes: a temporary name in the same folder, then a rename.
+
+An interrupted or failed run must never leave a half-written file where a good one was, so every
+output goes through :func:`atomic_path`: readers see the old file or the new one, nothing between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, else delete it."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path: str | os.PathLike, document: Any) -> None:
+    """Write ``document`` as indented JSON (no NaN: it is not JSON) to ``path`` atomically."""
+    write_text(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+
+
+def save_figure(figure: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> None:
+    """Save a matplotlib Figure as PNG to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", **savefig_kwargs)

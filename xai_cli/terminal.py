@@ -1,0 +1,68 @@
+"""What the commands show on a terminal: rich tables of results, warnings, where files went.
+
+Part of the CLI layer (it prints); the library never imports it. Colours follow rich's rules:
+none when stdout is not a terminal or ``NO_COLOR`` is set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xai_cli.explanation import Explanation, ExplanationDocument
+
+TOP_FEATURES = 3
+MAX_TABLE_ROWS = 50
+
+
+def print_explanations(document: ExplanationDocument, out_dir: Path) -> None:
+    """A table of the top features per row and method, then warnings and the output folder."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    space = document.model.get("output")
+    table = Table(title=f"Top features ({space})", title_justify="left", expand=False)
+    table.add_column("row", overflow="fold")
+    table.add_column("method")
+    table.add_column("class", overflow="fold")
+    table.add_column("pred", justify="right")
+    table.add_column("base", justify="right")
+    table.add_column("top features", overflow="fold")
+    table.add_column("quality")
+    for explanation in document.explanations[:MAX_TABLE_ROWS]:
+        table.add_row(
+            explanation.id,
+            explanation.method,
+            "" if explanation.class_label is None else explanation.class_label,
+            f"{explanation.prediction:.4g}",
+            f"{explanation.base_value:.4g}",
+            _top_features(explanation),
+            _quality(explanation),
+        )
+    console.print(table)
+    hidden = len(document.explanations) - MAX_TABLE_ROWS
+    if hidden > 0:
+        console.print(f"... and {hidden} more explanations in {out_dir / 'attributions.json'}")
+    for warning in document.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", markup=True, highlight=False)
+    console.print(f"wrote {out_dir}/attributions.json, attributions.csv, plots/, report.html", highlight=False)
+
+
+def _top_features(explanation: Explanation) -> str:
+    parts = []
+    for attribution in explanation.attributions[:TOP_FEATURES]:
+        value = "missing" if attribution.value is None else attribution.value
+        label = attribution.rule or f"{attribution.feature}={value}"
+        parts.append(f"{label} {attribution.attribution:+.3g}")
+    return "\n".join(parts)
+
+
+def _quality(explanation: Explanation) -> str:
+    quality = explanation.quality
+    if "r2" in quality:
+        return f"R² {quality['r2']:.2f}"
+    if quality.get("exact"):
+        return "exact"
+    if "max_std_error" in quality:
+        return f"± {quality['max_std_error']:.2g}"
+    return ""
