@@ -77,5 +77,8 @@ def write_explain_outputs(document: ExplanationDocument, out_dir: Path, *, max_p
         plots.summary_bar_png(document.explanations, plots_dir / "summary_bar.png")
     as_dict = document.to_dict()
     write_json(out_dir / "attributions.json", as_dict)
-    write_text(out_dir / "report.html", report.explain_report_html(as_dict, plots_dir, plot_files=plot_files, max_plots=max_plots))
+    write_text(
+        out_dir / "report.html",
+        report.explain_report_html(as_dict, plots_dir, plot_files=plot_files, max_plots=max_plots),
+    )
     return plot_files

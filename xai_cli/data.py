@@ -97,11 +97,11 @@ def _read_bytes(source: str, what: str) -> bytes:
         with open(source, "rb") as handle:
             return handle.read()
     except FileNotFoundError:
-        raise BadInput(f"{what} file not found: {source}", hint="check the path, or pass - to read standard input")
+        raise BadInput(f"{what} file not found: {source}", hint="check the path, or pass - to read standard input") from None
     except IsADirectoryError:
-        raise BadInput(f"{what} {source} is a folder, not a CSV file", hint=CSV_HINT)
+        raise BadInput(f"{what} {source} is a folder, not a CSV file", hint=CSV_HINT) from None
     except OSError as exc:
-        raise BadInput(f"cannot read {what} {source}: {exc.strerror}", hint="check the file's permissions")
+        raise BadInput(f"cannot read {what} {source}: {exc.strerror}", hint="check the file's permissions") from None
 
 
 def match_rows(

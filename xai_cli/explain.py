@@ -67,9 +67,7 @@ def prepare(
     methods, warnings = plan(model, method, settings)
     output = model.output(settings.output)
 
-    source = background_rows if background_rows is not None else (
-        rows if len(rows) >= MIN_DATA_AS_BACKGROUND else None
-    )
+    source = background_rows if background_rows is not None else (rows if len(rows) >= MIN_DATA_AS_BACKGROUND else None)
     needs = sorted({m.NAME for m in methods} & NEEDS_BACKGROUND)
     if source is None and needs:
         raise BadInput(
@@ -154,7 +152,9 @@ def quality_warnings(explanation: Explanation) -> list[str]:
     r2 = quality.get("r2")
     if r2 is not None and r2 < LIME_MIN_R2:
         found.append(f"{where}: LIME's local model fits poorly (R² {r2:.2f} < {LIME_MIN_R2})")
-    noisy = [a.feature for a in explanation.attributions[:3] if a.std_error is not None and a.std_error > abs(a.attribution)]
+    noisy = [
+        a.feature for a in explanation.attributions[:3] if a.std_error is not None and a.std_error > abs(a.attribution)
+    ]
     if noisy:
         found.append(f"{where}: sampling error exceeds the attribution of {', '.join(noisy)} (raise --nsamples)")
     replaced = quality.get("missing_replaced_by_median")
@@ -234,4 +234,3 @@ def library_versions(model: LoadedModel | None = None) -> dict[str, str]:
                 except metadata.PackageNotFoundError:
                     pass
     return versions
-

@@ -233,8 +233,10 @@ def describe_model(estimator: Any, *, path: str = "", sha256: str = "") -> Loade
     if task == "classification" and classes is None:
         raise BadInput(f"{final_name} looks like a classifier but has no classes_", hint="is the model fitted?")
     names, has_names = _feature_names(estimator, final)
-    family = "tree" if (final_name in SKLEARN_TREE_MODELS or _package(final) in GBM_PACKAGES) else (
-        "linear" if _is_linear(final) else "other"
+    family = (
+        "tree"
+        if (final_name in SKLEARN_TREE_MODELS or _package(final) in GBM_PACKAGES)
+        else ("linear" if _is_linear(final) else "other")
     )
     boosted = final_name in BOOSTED_MODELS or _package(final) in GBM_PACKAGES
     return LoadedModel(
@@ -321,8 +323,10 @@ def _column_kinds(estimator: Any, final: Any, names: list[str]) -> dict[str, Col
             categories = _encoder_categories(transformer)
             for position, column in enumerate(selected):
                 if categorical:
-                    string_categories = categories is not None and position < len(categories) and (
-                        categories[position].dtype.kind in "OUT"
+                    string_categories = (
+                        categories is not None
+                        and position < len(categories)
+                        and (categories[position].dtype.kind in "OUT")
                     )
                     kinds[column] = ColumnKind("categorical" if string_categories or categories is None else "numeric")
     elif first is not None and _contains_encoder(first):

@@ -15,7 +15,7 @@ import numpy as np
 
 from xai_cli.data import display_value
 from xai_cli.explanation import Attribution
-from xai_cli.model import LoadedModel, ModelOutput
+from xai_cli.model import ModelOutput
 
 DEFAULT_NSAMPLES = 2048
 DEFAULT_LIME_SAMPLES = 5000

@@ -65,9 +65,7 @@ def explain(model: LoadedModel, batch: Batch, background: pd.DataFrame, *, setti
             masks, weights, n_enumerated = sampled_coalitions(n_features, settings.nsamples, rng)
             row = batch.features.iloc[[position]]
             values = coalition_values(output.predict, row, background, masks)[0]
-            phi, std_error = solve_weighted(
-                masks, weights, values, base_values, predictions[position], n_enumerated
-            )
+            phi, std_error = solve_weighted(masks, weights, values, base_values, predictions[position], n_enumerated)
             contributions.append(phi)
             errors.append(std_error)
             used.append(len(masks) + 2)
@@ -265,7 +263,9 @@ def synthetic_rows(rows: pd.DataFrame, background: pd.DataFrame, masks: np.ndarr
         own, other = rows[name], background[name]
         take_own = masks[None, :, index, None]
         if isinstance(own.dtype, pd.CategoricalDtype):
-            codes = np.where(take_own, own.cat.codes.to_numpy()[:, None, None], other.cat.codes.to_numpy()[None, None, :])
+            codes = np.where(
+                take_own, own.cat.codes.to_numpy()[:, None, None], other.cat.codes.to_numpy()[None, None, :]
+            )
             columns[name] = pd.Categorical.from_codes(codes.reshape(-1), dtype=own.dtype)
             continue
         mixed = np.where(take_own, own.to_numpy()[:, None, None], other.to_numpy()[None, None, :])

@@ -54,14 +54,18 @@ def explain(model: LoadedModel, batch: Batch, background: pd.DataFrame, *, setti
             _reseed(explainer, row_rng(settings.seed, row_number, NAME).integers(2**31 - 1))
             result = explainer.explain_instance(
                 encoded_row,
-                lambda samples, column=column: outputs_of(samples)[:, column],
+                lambda samples, column=column, outputs_of=outputs_of: outputs_of(samples)[:, column],
                 num_features=len(codec.names),
                 num_samples=settings.lime_samples,
             )
             weights = dict(result.local_exp[1])
-            rules = dict(zip((index for index, _ in result.local_exp[1]), (rule for rule, _ in result.as_list(label=1))))
+            rules = dict(
+                zip((index for index, _ in result.local_exp[1]), (rule for rule, _ in result.as_list(label=1)))
+            )
             attributions = [
-                Attribution(feature=name, value=shown[index], attribution=float(weights.get(index, 0.0)), rule=rules.get(index))
+                Attribution(
+                    feature=name, value=shown[index], attribution=float(weights.get(index, 0.0)), rule=rules.get(index)
+                )
                 for index, name in enumerate(codec.names)
             ]
             quality: dict[str, Any] = {
@@ -123,7 +127,9 @@ class ColumnCodec:
         self.categories: dict[str, list[Any]] = {}
         self.medians: dict[str, float] = {}
         for index, name in enumerate(background.columns):
-            if pd.api.types.is_numeric_dtype(self.dtypes[name]) and not isinstance(self.dtypes[name], pd.CategoricalDtype):
+            if pd.api.types.is_numeric_dtype(self.dtypes[name]) and not isinstance(
+                self.dtypes[name], pd.CategoricalDtype
+            ):
                 median = np.nanmedian(background[name].to_numpy(dtype=float)) if background[name].notna().any() else 0.0
                 self.medians[name] = float(median)
                 continue
@@ -148,7 +154,9 @@ class ColumnCodec:
             else:
                 lookup = {str(v): code for code, v in enumerate(self.categories[name])}
                 columns.append(
-                    np.array([lookup[MISSING if _missing(v) else str(v)] for v in frame[name].astype(object)], dtype=float)
+                    np.array(
+                        [lookup[MISSING if _missing(v) else str(v)] for v in frame[name].astype(object)], dtype=float
+                    )
                 )
         return np.column_stack(columns)
 

@@ -1,0 +1,1 @@
+"""One module per command: it parses options and prints; the library does the work."""

@@ -1,0 +1,104 @@
+"""Options, checks and the progress bar shared by every command (CLI layer: nothing here computes)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from xai_cli.errors import BadInput
+
+INPUT_PANEL = "Inputs"
+METHOD_PANEL = "Method"
+OUTPUT_PANEL = "Output"
+SAFETY_PANEL = "Safety"
+
+
+def apply_config(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """Load ``[command]`` from the config file into the command's defaults (an eager option)."""
+    from xai_cli.config import command_defaults, read_config
+
+    options = {
+        opt[2:].replace("-", "_"): p.name
+        for p in ctx.command.params
+        for opt in p.opts
+        if opt.startswith("--") and p.name not in ("config", "help")
+    }
+    defaults = command_defaults(read_config(value), ctx.info_name or "", options)
+    if defaults:
+        ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+ConfigOption = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        is_eager=True,
+        callback=apply_config,
+        metavar="FILE",
+        help="TOML file with option defaults under a table named after the command (default ./xai.toml).",
+        rich_help_panel=INPUT_PANEL,
+    ),
+]
+TrustOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust",
+        envvar="XAI_TRUST",
+        help="Load the model without the safety scan (only for files you trust).",
+        rich_help_panel=SAFETY_PANEL,
+    ),
+]
+AllowOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow",
+        metavar="MODULE",
+        help="Also allow imports from MODULE (e.g. your own transformers). Repeatable.",
+        rich_help_panel=SAFETY_PANEL,
+    ),
+]
+
+
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise BadInput(f"{option} {value!r} is not one of: {', '.join(choices)}", hint=f"e.g. {option} {choices[0]}")
+
+
+def check_range(option: str, value: int, low: int, high: int = 10**8) -> None:
+    if not low <= value <= high:
+        raise BadInput(f"{option} must be between {low} and {high}, not {value}", hint=f"e.g. {option} {max(low, 1)}")
+
+
+class progress:
+    """A rich progress bar on stderr, only when stderr is a terminal; yields ``advance(n)``."""
+
+    def __init__(self, total: int, *, enabled: bool):
+        self.total = total
+        self.enabled = enabled and sys.stderr.isatty() and total > 1
+        self._progress = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("explaining"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._progress.__enter__()
+        task = self._progress.add_task("rows", total=self.total)
+        return lambda n: self._progress.advance(task, n)
+
+    def __exit__(self, *exc_info):
+        if self._progress is not None:
+            self._progress.__exit__(*exc_info)
+        return False
