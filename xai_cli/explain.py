@@ -26,6 +26,7 @@ from xai_cli.explanation import Explanation, ExplanationDocument
 from xai_cli.methods import NEEDS_BACKGROUND, plan
 from xai_cli.methods.base import MAX_BACKGROUND_ROWS, Batch, Settings
 from xai_cli.model import LoadedModel, ModelOutput
+from xai_cli.quality import add_deletion_checks, add_method_agreement
 
 MIN_DATA_AS_BACKGROUND = 20
 CHUNK_ROWS = 32
@@ -136,6 +137,11 @@ def _run_chunk(
     explanations: list[Explanation] = []
     for module in methods:
         explanations.extend(module.explain(model, batch, background, settings=settings))
+    if background is not None:
+        output = model.output(settings.output)
+        add_deletion_checks(explanations, batch.features, batch.row_numbers, background, output, seed=settings.seed)
+    if len(methods) > 1:
+        add_method_agreement(explanations)
     return explanations
 
 
@@ -157,6 +163,13 @@ def quality_warnings(explanation: Explanation) -> list[str]:
     ]
     if noisy:
         found.append(f"{where}: sampling error exceeds the attribution of {', '.join(noisy)} (raise --nsamples)")
+    for entry in quality.get("agreement", []):
+        if entry["disagree"] and explanation.method < entry["with"]:
+            rho = "n/a" if entry["spearman"] is None else f"{entry['spearman']:.2f}"
+            found.append(
+                f"{where}: disagrees with {entry['with']} (top feature {explanation.attributions[0].feature} vs "
+                f"{entry['top_feature_of_other']}, Spearman {rho})"
+            )
     replaced = quality.get("missing_replaced_by_median")
     if replaced:
         found.append(f"{where}: LIME saw the background median for missing {', '.join(replaced)}")

@@ -9,6 +9,8 @@ raw margin space, so they are never explained as probabilities here.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -117,7 +119,9 @@ def _native_difference(model: LoadedModel, inputs: np.ndarray, shap_values: np.n
 
             native = final.get_booster().predict(xgboost.DMatrix(inputs), pred_contribs=True)
         elif package == "lightgbm":
-            native = np.asarray(final.predict(inputs, pred_contrib=True))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # numpy input to a model fitted on a DataFrame: same columns
+                native = np.asarray(final.predict(inputs, pred_contrib=True))
             n_features = inputs.shape[1]
             if native.shape[1] > n_features + 1:
                 native = native.reshape(len(inputs), -1, n_features + 1).transpose(0, 2, 1)

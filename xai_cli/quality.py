@@ -1,0 +1,115 @@
+"""Receipts that say how far to trust an explanation, computed the same way for every method.
+
+- The deletion check: replace the top-k attributed columns of a row by background values and see
+  how far the prediction moves, against replacing k random columns. A faithful explanation names
+  the columns whose removal moves the prediction most.
+- Agreement between methods on the same row and class (``--method all``): Spearman correlation of
+  the attributions, overlap of the top three, and a ``disagree`` flag when the methods name a
+  different top feature or give a clearly important feature opposite signs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+
+from xai_cli.explanation import Explanation
+from xai_cli.methods.base import row_rng
+from xai_cli.methods.kernel_shap import coalition_values
+from xai_cli.model import ModelOutput
+
+DELETION_SIZES = (1, 3)
+RANDOM_DRAWS = 5
+# A feature counts for the sign check when its attribution is at least this share of the largest.
+SIGN_CHECK_SHARE = 0.2
+
+
+def add_deletion_checks(
+    explanations: list[Explanation],
+    rows: pd.DataFrame,
+    row_numbers: list[int],
+    background: pd.DataFrame,
+    output: ModelOutput,
+    *,
+    seed: int,
+) -> None:
+    """Add ``quality["deletion"]`` to each explanation (it needs background rows to delete towards).
+
+    For k in (1, 3): ``top_k`` is |f(x) - f(x with its top-k columns taken from the background)|,
+    averaged over the background rows; ``random_k`` the same for k random columns (mean of a few
+    draws); ``faithful`` says whether the top columns moved the prediction at least as much.
+    """
+    position_of = {row: position for position, row in enumerate(row_numbers)}
+    names = list(rows.columns)
+    n_features = len(names)
+    sizes = [k for k in DELETION_SIZES if k < n_features]
+    for explanation in explanations:
+        if not sizes:
+            break
+        position = position_of[explanation.row]
+        column = output.labels.index(explanation.class_label)
+        rng = row_rng(seed, explanation.row, f"deletion:{explanation.method}")
+        ranked = [names.index(a.feature) for a in explanation.attributions]
+        deleted, labels = [], []
+        for k in sizes:
+            deleted.append(ranked[:k])
+            labels.append(f"top_{k}")
+            for _ in range(RANDOM_DRAWS):
+                deleted.append(rng.choice(n_features, size=k, replace=False))
+                labels.append(f"random_{k}")
+        kept = np.ones((len(deleted), n_features), dtype=bool)
+        for index, columns in enumerate(deleted):
+            kept[index, columns] = False
+        row = rows.iloc[[position]]
+        values = coalition_values(output.predict, row, background, kept)[0, :, column]
+        moved = np.abs(values - output.predict(row)[0, column])
+        check: dict[str, float | bool] = {
+            label: float(moved[[i for i, name in enumerate(labels) if name == label]].mean())
+            for label in dict.fromkeys(labels)
+        }
+        check["faithful"] = all(check[f"top_{k}"] >= check[f"random_{k}"] - 1e-12 for k in sizes)
+        explanation.quality["deletion"] = check
+
+
+def add_method_agreement(explanations: list[Explanation]) -> None:
+    """With several methods per row and class, add ``quality["agreement"]``: one entry per other method."""
+    from scipy.stats import spearmanr
+
+    groups: dict[tuple[int, str | None], list[Explanation]] = defaultdict(list)
+    for explanation in explanations:
+        groups[(explanation.row, explanation.class_label)].append(explanation)
+    for group in groups.values():
+        for first, second in itertools.combinations(group, 2):
+            features = [a.feature for a in first.attributions]
+            a = np.array([_by_feature(first)[f] for f in features])
+            b = np.array([_by_feature(second)[f] for f in features])
+            rho = float(spearmanr(a, b).statistic) if np.ptp(a) > 0 and np.ptp(b) > 0 else None
+            top3 = len(set(_top(first, 3)) & set(_top(second, 3))) / min(3, len(features))
+            disagree = _top(first, 1) != _top(second, 1) or _opposite_signs(a, b)
+            for this, other in ((first, second), (second, first)):
+                this.quality.setdefault("agreement", []).append(
+                    {
+                        "with": other.method,
+                        "spearman": rho,
+                        "top3_overlap": top3,
+                        "top_feature_of_other": _top(other, 1)[0],
+                        "disagree": bool(disagree),
+                    }
+                )
+
+
+def _by_feature(explanation: Explanation) -> dict[str, float]:
+    return {a.feature: a.attribution for a in explanation.attributions}
+
+
+def _top(explanation: Explanation, k: int) -> list[str]:
+    return [a.feature for a in explanation.attributions[:k]]
+
+
+def _opposite_signs(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether a feature important to both methods pushes the prediction in opposite directions."""
+    important = (np.abs(a) >= SIGN_CHECK_SHARE * np.abs(a).max()) & (np.abs(b) >= SIGN_CHECK_SHARE * np.abs(b).max())
+    return bool(np.any(important & (np.sign(a) * np.sign(b) < 0)))
