@@ -39,10 +39,26 @@ def small_background(workdir, mixed_data):
     return path
 
 
-def test_pipeline_kernel_shap_is_exact_shapley_of_original_columns(xai, tmp_path, pipeline_classifier, mixed_data, small_background):
+def test_pipeline_kernel_shap_is_exact_shapley_of_original_columns(
+    xai, tmp_path, pipeline_classifier, mixed_data, small_background
+):
     result = xai(
-        ["explain", pipeline_classifier, mixed_data["rows"], "--background", small_background, "--id-col", "name",
-         "--target", "label", "--class", "all", "--out", tmp_path, "--json"]
+        [
+            "explain",
+            pipeline_classifier,
+            mixed_data["rows"],
+            "--background",
+            small_background,
+            "--id-col",
+            "name",
+            "--target",
+            "label",
+            "--class",
+            "all",
+            "--out",
+            tmp_path,
+            "--json",
+        ]
     )
     assert result.code == 0, result.stderr
     document = result.json()
@@ -63,8 +79,20 @@ def test_pipeline_kernel_shap_is_exact_shapley_of_original_columns(xai, tmp_path
 def test_forest_tree_shap_is_exact_in_probability_space(xai, tmp_path, forest_classifier, numeric_data, workdir):
     background_path = workdir / "numeric_bg40.csv"
     pd.read_csv(numeric_data["train"]).iloc[50:90].to_csv(background_path, index=False)
-    result = xai(["explain", forest_classifier, numeric_data["rows"], "--background", background_path,
-                  "--target", "target", "--out", tmp_path, "--json"])
+    result = xai(
+        [
+            "explain",
+            forest_classifier,
+            numeric_data["rows"],
+            "--background",
+            background_path,
+            "--target",
+            "target",
+            "--out",
+            tmp_path,
+            "--json",
+        ]
+    )
     assert result.code == 0, result.stderr
     document = result.json()
     assert {e["method"] for e in document["explanations"]} == {"tree_shap"}
@@ -80,8 +108,20 @@ def test_forest_tree_shap_is_exact_in_probability_space(xai, tmp_path, forest_cl
 def test_boosted_tree_defaults_to_exact_raw_margin(xai, tmp_path, boosted_classifier, numeric_data, workdir):
     background_path = workdir / "numeric_bg30.csv"
     pd.read_csv(numeric_data["train"]).iloc[100:130].to_csv(background_path, index=False)
-    result = xai(["explain", boosted_classifier, numeric_data["rows"], "--background", background_path,
-                  "--out", tmp_path, "--json", "--target", "target"])
+    result = xai(
+        [
+            "explain",
+            boosted_classifier,
+            numeric_data["rows"],
+            "--background",
+            background_path,
+            "--out",
+            tmp_path,
+            "--json",
+            "--target",
+            "target",
+        ]
+    )
     assert result.code == 0, result.stderr
     document = result.json()
     assert document["model"]["output"] == "raw"
@@ -95,20 +135,65 @@ def test_boosted_tree_defaults_to_exact_raw_margin(xai, tmp_path, boosted_classi
     assert_matches_truth(document, truth, ["1"], NUMERIC_FEATURES, 1e-6 * max(1.0, spread))
 
 
-def test_boosted_tree_asked_for_probability_uses_kernel_shap_or_refuses_tree(xai, tmp_path, boosted_classifier, numeric_data):
-    auto = xai(["explain", boosted_classifier, numeric_data["train"], "--target", "target", "--output", "probability",
-                "--out", tmp_path, "--json", "--max-plots", "0"])
+def test_boosted_tree_asked_for_probability_uses_kernel_shap_or_refuses_tree(
+    xai, tmp_path, boosted_classifier, numeric_data
+):
+    auto = xai(
+        [
+            "explain",
+            boosted_classifier,
+            numeric_data["train"],
+            "--target",
+            "target",
+            "--output",
+            "probability",
+            "--out",
+            tmp_path,
+            "--json",
+            "--max-plots",
+            "0",
+        ]
+    )
     assert auto.code == 0, auto.stderr
     assert {e["method"] for e in auto.json()["explanations"]} == {"kernel_shap"}
-    tree = xai(["explain", boosted_classifier, numeric_data["rows"], "--target", "target", "--output", "probability",
-                "--method", "tree", "--out", tmp_path])
+    tree = xai(
+        [
+            "explain",
+            boosted_classifier,
+            numeric_data["rows"],
+            "--target",
+            "target",
+            "--output",
+            "probability",
+            "--method",
+            "tree",
+            "--out",
+            tmp_path,
+        ]
+    )
     assert tree.code == 2
     assert "raw margin" in tree.stderr and "Traceback" not in tree.stderr
 
 
-def test_linear_pipeline_linear_shap_matches_closed_form_and_brute_force(xai, tmp_path, pipeline_regressor, mixed_data, small_background):
-    result = xai(["explain", pipeline_regressor, mixed_data["rows"], "--background", small_background,
-                  "--target", "amount", "--id-col", "name", "--out", tmp_path, "--json"])
+def test_linear_pipeline_linear_shap_matches_closed_form_and_brute_force(
+    xai, tmp_path, pipeline_regressor, mixed_data, small_background
+):
+    result = xai(
+        [
+            "explain",
+            pipeline_regressor,
+            mixed_data["rows"],
+            "--background",
+            small_background,
+            "--target",
+            "amount",
+            "--id-col",
+            "name",
+            "--out",
+            tmp_path,
+            "--json",
+        ]
+    )
     assert result.code == 0, result.stderr
     document = result.json()
     assert {e["method"] for e in document["explanations"]} == {"linear_shap"}
@@ -127,8 +212,24 @@ def test_linear_pipeline_linear_shap_matches_closed_form_and_brute_force(xai, tm
 
 
 def test_linear_classifier_raw_margin_is_linear_shap(xai, tmp_path, pipeline_logistic, mixed_data, small_background):
-    result = xai(["explain", pipeline_logistic, mixed_data["rows"], "--background", small_background,
-                  "--output", "raw", "--out", tmp_path, "--json", "--target", "label", "--id-col", "name"])
+    result = xai(
+        [
+            "explain",
+            pipeline_logistic,
+            mixed_data["rows"],
+            "--background",
+            small_background,
+            "--output",
+            "raw",
+            "--out",
+            tmp_path,
+            "--json",
+            "--target",
+            "label",
+            "--id-col",
+            "name",
+        ]
+    )
     assert result.code == 0, result.stderr
     document = result.json()
     assert {e["method"] for e in document["explanations"]} == {"linear_shap"}
@@ -142,8 +243,20 @@ def test_linear_classifier_raw_margin_is_linear_shap(xai, tmp_path, pipeline_log
 def test_xgboost_multiclass_tree_shap_matches_brute_force_margin(xai, tmp_path, xgb_multiclass, numeric_data, workdir):
     background_path = workdir / "numeric_bg25.csv"
     pd.read_csv(numeric_data["train"]).iloc[200:225].to_csv(background_path, index=False)
-    result = xai(["explain", xgb_multiclass, numeric_data["rows"], "--background", background_path, "--class", "all",
-                  "--out", tmp_path, "--json"])
+    result = xai(
+        [
+            "explain",
+            xgb_multiclass,
+            numeric_data["rows"],
+            "--background",
+            background_path,
+            "--class",
+            "all",
+            "--out",
+            tmp_path,
+            "--json",
+        ]
+    )
     assert result.code == 0, result.stderr
     document = result.json()
     assert document["model"]["output"] == "raw"
@@ -156,7 +269,9 @@ def test_xgboost_multiclass_tree_shap_matches_brute_force_margin(xai, tmp_path, 
     assert_matches_truth(document, truth, ["0", "1", "2"], NUMERIC_FEATURES, 1e-5)
 
 
-def test_lightgbm_path_dependent_tree_shap_agrees_with_native_contributions(xai, tmp_path, lgbm_regressor, numeric_data):
+def test_lightgbm_path_dependent_tree_shap_agrees_with_native_contributions(
+    xai, tmp_path, lgbm_regressor, numeric_data
+):
     # Five rows and no --background: Tree SHAP uses the trees' own statistics (path-dependent).
     result = xai(["explain", lgbm_regressor, numeric_data["rows"], "--out", tmp_path, "--json"])
     assert result.code == 0, result.stderr
@@ -182,8 +297,22 @@ def test_feature_the_model_ignores_gets_zero(xai, tmp_path, workdir, numeric_dat
     path = workdir / "ignores.pkl"
     with open(path, "wb") as handle:
         pickle.dump(linear, handle, protocol=5)
-    result = xai(["explain", path, numeric_data["train"], "--method", "kernel", "--max-plots", "0", "--out", tmp_path,
-                  "--json", "--target", "value"])
+    result = xai(
+        [
+            "explain",
+            path,
+            numeric_data["train"],
+            "--method",
+            "kernel",
+            "--max-plots",
+            "0",
+            "--out",
+            tmp_path,
+            "--json",
+            "--target",
+            "value",
+        ]
+    )
     assert result.code == 0, result.stderr
     for explanation in result.json()["explanations"][:20]:
         assert abs(attributions_of(explanation)["ignored"]) < 1e-9
@@ -202,8 +331,24 @@ def test_sampled_kernel_shap_reports_standard_errors_and_stays_close(xai, tmp_pa
     joblib.dump(model, model_path)
     frame.iloc[:3].to_csv(data_path, index=False)
     frame.iloc[40:70].to_csv(background_path, index=False)
-    result = xai(["explain", model_path, data_path, "--method", "kernel", "--nsamples", "200", "--background", background_path,
-                  "--target", "y", "--out", tmp_path, "--json"])
+    result = xai(
+        [
+            "explain",
+            model_path,
+            data_path,
+            "--method",
+            "kernel",
+            "--nsamples",
+            "200",
+            "--background",
+            background_path,
+            "--target",
+            "y",
+            "--out",
+            tmp_path,
+            "--json",
+        ]
+    )
     assert result.code == 0, result.stderr
     document = result.json()
     background = frame.iloc[40:70][columns].reset_index(drop=True)
@@ -219,8 +364,28 @@ def test_sampled_kernel_shap_reports_standard_errors_and_stays_close(xai, tmp_pa
 
 
 def test_lime_gives_rules_fit_and_categorical_rules(xai, tmp_path, pipeline_classifier, mixed_data):
-    result = xai(["explain", pipeline_classifier, mixed_data["rows"], "--background", mixed_data["train"], "--method", "lime",
-                  "--lime-samples", "500", "--class", "all", "--out", tmp_path, "--json", "--id-col", "name", "--target", "label"])
+    result = xai(
+        [
+            "explain",
+            pipeline_classifier,
+            mixed_data["rows"],
+            "--background",
+            mixed_data["train"],
+            "--method",
+            "lime",
+            "--lime-samples",
+            "500",
+            "--class",
+            "all",
+            "--out",
+            tmp_path,
+            "--json",
+            "--id-col",
+            "name",
+            "--target",
+            "label",
+        ]
+    )
     assert result.code == 0, result.stderr
     document = result.json()
     assert len(document["explanations"]) == 12
@@ -234,8 +399,24 @@ def test_lime_gives_rules_fit_and_categorical_rules(xai, tmp_path, pipeline_clas
 
 
 def test_same_seed_same_numbers_whatever_n_jobs(xai, tmp_path, pipeline_classifier, mixed_data):
-    args = ["explain", pipeline_classifier, mixed_data["train"], "--method", "all", "--nsamples", "24", "--lime-samples", "300",
-            "--max-plots", "0", "--json", "--target", "label", "--seed", "7"]
+    args = [
+        "explain",
+        pipeline_classifier,
+        mixed_data["train"],
+        "--method",
+        "all",
+        "--nsamples",
+        "24",
+        "--lime-samples",
+        "300",
+        "--max-plots",
+        "0",
+        "--json",
+        "--target",
+        "label",
+        "--seed",
+        "7",
+    ]
     one = xai([*args, "--out", tmp_path / "one"])
     again = xai([*args, "--out", tmp_path / "again"])
     two_jobs = xai([*args, "--out", tmp_path / "two", "--n-jobs", "2"])
@@ -247,13 +428,44 @@ def test_same_seed_same_numbers_whatever_n_jobs(xai, tmp_path, pipeline_classifi
 
 
 def test_outputs_follow_the_contract(xai, tmp_path, pipeline_classifier, mixed_data):
-    result = xai(["explain", pipeline_classifier, mixed_data["rows"], "--background", mixed_data["train"], "--method", "all",
-                  "--lime-samples", "300", "--id-col", "name", "--target", "label", "--out", tmp_path, "--max-plots", "2", "--quiet"])
+    result = xai(
+        [
+            "explain",
+            pipeline_classifier,
+            mixed_data["rows"],
+            "--background",
+            mixed_data["train"],
+            "--method",
+            "all",
+            "--lime-samples",
+            "300",
+            "--id-col",
+            "name",
+            "--target",
+            "label",
+            "--out",
+            tmp_path,
+            "--max-plots",
+            "2",
+            "--quiet",
+        ]
+    )
     assert result.code == 0, result.stderr
     assert result.stdout == ""
     document = json.loads((tmp_path / "attributions.json").read_text())
-    for key in ("schema_version", "kind", "tool", "created_at", "model", "data", "background", "versions", "params",
-                "explanations", "warnings"):
+    for key in (
+        "schema_version",
+        "kind",
+        "tool",
+        "created_at",
+        "model",
+        "data",
+        "background",
+        "versions",
+        "params",
+        "explanations",
+        "warnings",
+    ):
         assert key in document
     assert document["schema_version"] == 1 and document["kind"] == "explanation"
     assert document["model"]["classes"] == ["no", "yes"]
@@ -272,21 +484,38 @@ def test_outputs_follow_the_contract(xai, tmp_path, pipeline_classifier, mixed_d
     assert lines[0] == ["row", "id", "method", "class", "feature", "value", "attribution"]
     assert len(lines) - 1 == 6 * 2 * len(FEATURES)  # rows x methods x features, class "yes" only
     rows = pd.read_csv(mixed_data["rows"])
-    missing_row = int(rows.index[rows["age"].isna() | rows["color"].isna()][0]) if (rows["age"].isna() | rows["color"].isna()).any() else None
+    missing_row = (
+        int(rows.index[rows["age"].isna() | rows["color"].isna()][0])
+        if (rows["age"].isna() | rows["color"].isna()).any()
+        else None
+    )
     if missing_row is not None:
         cells = [line for line in lines[1:] if line[0] == str(missing_row) and line[4] in ("age", "color")]
         assert any(cell[5] == "" for cell in cells)
     assert (tmp_path / "plots" / "summary_bar.png").stat().st_size > 1000
     force_plots = sorted(p.name for p in (tmp_path / "plots").glob("force_*.png"))
-    assert force_plots == ["force_person-0.png", "force_person-1.png"]
+    # The first method keeps the contract's name; the other method's plots add its name.
+    assert force_plots == ["force_person-0.png", "force_person-0_lime.png", "force_person-1.png", "force_person-1_lime.png"]
     assert (tmp_path / "plots" / "force_person-0.html").exists()
     report = (tmp_path / "report.html").read_text()
     assert "data:image/png;base64," in report and "person-5" in report
 
 
 def test_jsonl_prints_one_explanation_per_line(xai, tmp_path, pipeline_classifier, mixed_data):
-    result = xai(["explain", pipeline_classifier, mixed_data["train"], "--jsonl", "--target", "label", "--max-plots", "0",
-                  "--out", tmp_path])
+    result = xai(
+        [
+            "explain",
+            pipeline_classifier,
+            mixed_data["train"],
+            "--jsonl",
+            "--target",
+            "label",
+            "--max-plots",
+            "0",
+            "--out",
+            tmp_path,
+        ]
+    )
     assert result.code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 200
@@ -295,8 +524,10 @@ def test_jsonl_prints_one_explanation_per_line(xai, tmp_path, pipeline_classifie
 
 def test_stdin_dash_reads_csv_with_bom_and_crlf(tmp_path, pipeline_classifier, mixed_data):
     text = mixed_data["train"].read_text().replace("\n", "\r\n")
-    result = run_xai_process(["explain", pipeline_classifier, "-", "--json", "--target", "label", "--max-plots", "1",
-                              "--out", tmp_path], stdin=b"\xef\xbb\xbf" + text.encode())
+    result = run_xai_process(
+        ["explain", pipeline_classifier, "-", "--json", "--target", "label", "--max-plots", "1", "--out", tmp_path],
+        stdin=b"\xef\xbb\xbf" + text.encode(),
+    )
     assert result.returncode == 0, result.stderr.decode()
     document = json.loads(result.stdout)
     assert document["data"]["path"] == "-" and document["data"]["rows"] == 200
@@ -339,7 +570,9 @@ def test_lightgbm_native_categories_get_training_categories_back(xai, tmp_path, 
     assert result.code == 0, result.stderr
     document = result.json()
     assert any("purple" in w for w in document["warnings"])
-    predicted = model.predict(rows.assign(shade=pd.Categorical(["mid", "dark", None], categories=["dark", "light", "mid"])))
+    predicted = model.predict(
+        rows.assign(shade=pd.Categorical(["mid", "dark", None], categories=["dark", "light", "mid"]))
+    )
     got = [e["prediction"] for e in document["explanations"]]
     assert got == pytest.approx(list(predicted), abs=1e-9)
 
@@ -360,23 +593,41 @@ def test_every_file_format_loads(xai, tmp_path, workdir, numeric_data, save):
         skops.io.dump(model, path)
     else:
         joblib.dump(model, path, compress={"joblib": 0, "joblib-zlib": ("zlib", 3), "joblib-lzma": ("lzma", 3)}[save])
-    result = xai(["explain", path, numeric_data["train"], "--target", "value", "--max-plots", "0", "--out", tmp_path, "--json"])
+    result = xai(
+        ["explain", path, numeric_data["train"], "--target", "value", "--max-plots", "0", "--out", tmp_path, "--json"]
+    )
     assert result.code == 0, result.stderr
     document = result.json()
     assert document["explanations"][0]["method"] == "linear_shap"
-    assert document["explanations"][0]["prediction"] == pytest.approx(model.predict(train[NUMERIC_FEATURES].iloc[:1])[0])
+    assert document["explanations"][0]["prediction"] == pytest.approx(
+        model.predict(train[NUMERIC_FEATURES].iloc[:1])[0]
+    )
 
 
 def test_config_file_sets_defaults_and_the_command_line_wins(xai, tmp_path, pipeline_classifier, mixed_data):
     config = tmp_path / "xai.toml"
     config.write_text('[explain]\nmethod = "lime"\nlime-samples = 200\nclass = "no"\ntarget = "label"\nmax_plots = 0\n')
-    from_file = xai(["explain", pipeline_classifier, mixed_data["train"], "--config", config, "--out", tmp_path, "--json"])
+    from_file = xai(
+        ["explain", pipeline_classifier, mixed_data["train"], "--config", config, "--out", tmp_path, "--json"]
+    )
     assert from_file.code == 0, from_file.stderr
     document = from_file.json()
     assert document["params"]["method"] == "lime" and document["params"]["lime_samples"] == 200
     assert {e["class"] for e in document["explanations"]} == {"no"}
-    overridden = xai(["explain", pipeline_classifier, mixed_data["train"], "--config", config, "--method", "kernel",
-                      "--out", tmp_path, "--json"])
+    overridden = xai(
+        [
+            "explain",
+            pipeline_classifier,
+            mixed_data["train"],
+            "--config",
+            config,
+            "--method",
+            "kernel",
+            "--out",
+            tmp_path,
+            "--json",
+        ]
+    )
     assert overridden.json()["params"]["method"] == "kernel"
     config.write_text("[explain]\nbogus = 1\n")
     bad = xai(["explain", pipeline_classifier, mixed_data["train"], "--config", config, "--out", tmp_path])
@@ -384,7 +635,9 @@ def test_config_file_sets_defaults_and_the_command_line_wins(xai, tmp_path, pipe
 
 
 def test_default_config_is_read_from_the_working_directory(xai, tmp_path, pipeline_classifier, mixed_data):
-    (tmp_path / "xai.toml").write_text('[explain]\nmethod = "lime"\nlime_samples = 100\ntarget = "label"\nmax_plots = 0\n')
+    (tmp_path / "xai.toml").write_text(
+        '[explain]\nmethod = "lime"\nlime_samples = 100\ntarget = "label"\nmax_plots = 0\n'
+    )
     result = xai(["explain", pipeline_classifier, mixed_data["train"], "--json"], cwd=tmp_path)
     assert result.code == 0, result.stderr
     assert result.json()["params"]["method"] == "lime"
@@ -469,7 +722,20 @@ def test_missing_and_empty_data_files_exit_2(xai, tmp_path, pipeline_classifier)
 
 
 def test_failed_run_keeps_the_previous_good_output(xai, tmp_path, pipeline_classifier, mixed_data):
-    good = xai(["explain", pipeline_classifier, mixed_data["train"], "--target", "label", "--max-plots", "0", "--out", tmp_path, "--quiet"])
+    good = xai(
+        [
+            "explain",
+            pipeline_classifier,
+            mixed_data["train"],
+            "--target",
+            "label",
+            "--max-plots",
+            "0",
+            "--out",
+            tmp_path,
+            "--quiet",
+        ]
+    )
     assert good.code == 0, good.stderr
     before = (tmp_path / "attributions.json").read_bytes()
     csv_before = (tmp_path / "attributions.csv").read_bytes()

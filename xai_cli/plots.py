@@ -1,0 +1,860 @@
+"""Plots of explanations, written as PNG (and shap's interactive force plot as HTML).
+
+Every PNG is drawn on an explicit :class:`matplotlib.figure.Figure` (never pyplot's global state),
+saved atomically and released. matplotlib and shap are imported inside the functions, so importing
+this module stays cheap (``xai --help`` must not pay for them).
+
+Colours are the Okabe-Ito palette, safe for colour-blind readers: blue raises the prediction,
+vermillion lowers it, and the lowering bars are also hatched so the two read apart in grey.
+
+The force plot is drawn here rather than with ``shap.force_plot(..., matplotlib=True)``: shap's
+matplotlib layout puts every label on one line, so with more than a handful of features, long names or
+string values the labels run over each other (and over the base value), and its red/blue is fixed.
+This one keeps shap's layout (the features that raise the output push from the left, those that lower
+it from the right, meeting at the prediction) and gives each label its own line.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .explanation import Attribution, Explanation
+from .output import save_figure, write_text
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+POSITIVE = "#0072B2"
+NEGATIVE = "#D55E00"
+POSITIVE_TEXT = "#005282"
+NEGATIVE_TEXT = "#A04400"
+NEGATIVE_HATCH = "///"
+INK = "#222222"
+MUTED = "#666666"
+GRID = "#DDDDDD"
+# Okabe-Ito, then a hatch per group, so groups stay apart in grey and for colour-blind readers.
+GROUP_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+GROUP_HATCHES = ("", "///", "...", "xxx", "\\\\\\", "ooo", "---", "+++")
+
+PNG_DPI = 150
+FONT_SIZE = 11
+SMALL_FONT_SIZE = 9.5
+TITLE_FONT_SIZE = 12.5
+MAX_NAME_CHARS = 48
+MAX_VALUE_CHARS = 32
+MAX_TITLE_ID_CHARS = 40
+
+METHOD_NAMES = {
+    "tree_shap": "Tree SHAP",
+    "linear_shap": "Linear SHAP",
+    "kernel_shap": "Kernel SHAP",
+    "lime": "LIME",
+}
+
+PlotKey = tuple[int, str, "str | None"]
+"""Names one explanation among a run's: (row, method, class label)."""
+
+PLOT_KINDS = ("force", "waterfall", "force_html")
+_PLOT_SUFFIXES = {"force": ".png", "waterfall": ".png", "force_html": ".html"}
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+MAX_STEM_CHARS = 80
+
+
+# --------------------------------------------------------------------------------------------
+# Text: how values, numbers and labels read on a plot (and in the report)
+# --------------------------------------------------------------------------------------------
+
+
+def method_name(method: str) -> str:
+    """The display name of a method (``"kernel_shap"`` -> ``"Kernel SHAP"``)."""
+    return METHOD_NAMES.get(method, method)
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a feature value is missing: ``None``, NaN or pandas' ``NA``."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    if isinstance(value, float) or hasattr(value, "dtype"):
+        try:
+            return math.isnan(value)
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+def format_number(number: float, digits: int = 4, *, signed: bool = False) -> str:
+    """``number`` with about ``digits`` significant digits, without exponent where that stays short."""
+    number = float(number)
+    if not math.isfinite(number):
+        return str(number)
+    sign = "+" if signed and number > 0 else ""
+    if number == 0:
+        return "0"
+    magnitude = abs(number)
+    if 1e-4 <= magnitude < 1e7:
+        if number.is_integer():
+            return f"{sign}{int(number)}"
+        decimals = max(0, digits - 1 - math.floor(math.log10(magnitude)))
+        text = f"{number:.{decimals}f}"
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return sign + text
+    return f"{sign}{number:.{digits}g}"
+
+
+def format_value(value: Any, max_chars: int = MAX_VALUE_CHARS) -> str:
+    """A feature value as shown to a person: numbers shortened, ``missing`` for an empty cell."""
+    if is_missing(value):
+        return "missing"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return format_number(value, 6)
+    if hasattr(value, "item"):
+        return format_value(value.item(), max_chars)
+    return shorten(str(value), max_chars)
+
+
+def shorten(text: str, max_chars: int) -> str:
+    """``text`` cut in the middle with an ellipsis when longer than ``max_chars``.
+
+    The middle goes rather than the end: long feature names often differ only in their suffix
+    (``..._last_6_months`` and ``..._last_12_months``).
+    """
+    text = " ".join(text.split())
+    if len(text) <= max_chars:
+        return text
+    head = (max_chars - 1) * 2 // 3
+    tail = max_chars - 1 - head
+    return f"{text[:head]}…{text[-tail:]}"
+
+
+def attribution_label(attribution: Attribution, method: str) -> str:
+    """How a bar is named: LIME's rule (``age > 40.50``), else ``feature = value``."""
+    if method == "lime" and attribution.rule:
+        return shorten(attribution.rule, MAX_NAME_CHARS + MAX_VALUE_CHARS)
+    name = shorten(attribution.feature, MAX_NAME_CHARS)
+    return f"{name} = {format_value(attribution.value)}"
+
+
+def explanation_title(explanation: Explanation) -> str:
+    """A plot title naming the method, the row (and its id) and the class."""
+    parts = [method_name(explanation.method), f"row {explanation.row}"]
+    if explanation.id != str(explanation.row):
+        parts[-1] += f" (id {shorten(explanation.id, MAX_TITLE_ID_CHARS)})"
+    if explanation.class_label is not None:
+        parts.append(f"class {shorten(explanation.class_label, MAX_TITLE_ID_CHARS)}")
+    return " · ".join(parts)
+
+
+def _mpl(text: str) -> str:
+    """``text`` safe for matplotlib: a ``$`` in a name or value must not start mathtext."""
+    return text.replace("$", r"\$")
+
+
+def _minus(text: str) -> str:
+    return text.replace("-", "\u2212") if text.startswith("-") else text
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained", facecolor="white")
+
+
+def _width_for_labels(labels: Iterable[str], plot_inches: float) -> float:
+    """A figure width that leaves the plot ``plot_inches`` wide beside the longest of ``labels``."""
+    longest = max((len(label) for label in labels), default=0)
+    return plot_inches + 0.5 + 0.085 * longest
+
+
+def _style_axis(ax: Axes, *, grid_axis: str = "x") -> None:
+    ax.tick_params(labelsize=FONT_SIZE, colors=INK, length=3)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    ax.spines["bottom"].set_color(MUTED)
+    ax.grid(axis=grid_axis, color=GRID, linewidth=0.8)
+    ax.set_axisbelow(True)
+
+
+def figure_to_png_bytes(figure: Figure, *, dpi: int = PNG_DPI) -> bytes:
+    """The PNG bytes of ``figure``, cropped to its contents so no label is cut off."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.15, facecolor="white")
+    return buffer.getvalue()
+
+
+def save_png(figure: Figure, path: str | os.PathLike) -> None:
+    """Write ``figure`` to ``path`` as a PNG (atomically), cropped to its contents."""
+    save_figure(figure, path, dpi=PNG_DPI, bbox_inches="tight", pad_inches=0.15, facecolor="white")
+
+
+def _end_value(explanation: Explanation) -> float:
+    """Where the bars end: base value plus every attribution (LIME: the local model's prediction)."""
+    return float(explanation.base_value) + math.fsum(float(a.attribution) for a in explanation.attributions)
+
+
+def _prediction_name(explanation: Explanation) -> str:
+    return "local model" if explanation.method == "lime" else "prediction f(x)"
+
+
+def _shows_model_prediction_apart(explanation: Explanation, end: float, span: float) -> bool:
+    """Whether the model's prediction sits visibly apart from where the bars end.
+
+    True for LIME (its local model is not the model) and for a SHAP explanation whose additivity gap
+    is large enough to see.
+    """
+    return abs(float(explanation.prediction) - end) > 1e-3 * max(span, abs(end), 1e-12)
+
+
+def _signed_colour(value: float) -> tuple[str, str]:
+    """(bar colour, hatch) of an attribution."""
+    return (POSITIVE, "") if value >= 0 else (NEGATIVE, NEGATIVE_HATCH)
+
+
+def _bar_kwargs(value: float) -> dict[str, Any]:
+    colour, hatch = _signed_colour(value)
+    return {"color": colour, "hatch": hatch, "edgecolor": "white", "linewidth": 0.6}
+
+
+def _direction_legend(figure: Figure) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(facecolor=POSITIVE, edgecolor="white", label="raises the output"),
+        Patch(
+            facecolor=NEGATIVE,
+            hatch=NEGATIVE_HATCH,
+            edgecolor="white",
+            label="lowers the output",
+        ),
+    ]
+    figure.legend(handles=handles, loc="outside lower right", ncols=2, fontsize=SMALL_FONT_SIZE, frameon=False)
+
+
+def _plain_axis(ax: Axes) -> None:
+    """Tick labels as plain numbers: no ``+1.2e2`` offset that a reader would have to add back."""
+    ax.ticklabel_format(axis="x", style="plain", useOffset=False)
+    ax.locator_params(axis="x", nbins=7)
+
+
+def _digits_for(span: float, *values: float) -> int:
+    """Significant digits that show a difference of ``span`` between numbers as large as ``values``."""
+    largest = max((abs(v) for v in values), default=0.0)
+    if span <= 0 or largest <= 0:
+        return 4
+    return int(min(10, max(4, math.ceil(math.log10(largest / span)) + 3)))
+
+
+_LABEL_BOX = {"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
+
+
+def force_plot_figure(explanation: Explanation, *, max_labels: int = 8) -> Figure:
+    """An additive force plot of one explanation, as a matplotlib Figure.
+
+    Features that raise the output are stacked from the left up to the prediction, those that lower
+    it from the right; the ``max_labels`` largest on each side get a ``feature = value`` label (LIME:
+    its rule) and their signed attribution on a line of their own, linked to their segment.
+    """
+    attributions = [a for a in explanation.attributions if float(a.attribution) != 0.0]
+    base = float(explanation.base_value)
+    end = _end_value(explanation)
+    raising = sorted((a for a in attributions if a.attribution > 0), key=lambda a: -a.attribution)
+    lowering = sorted((a for a in attributions if a.attribution < 0), key=lambda a: a.attribution)
+    left = end - math.fsum(a.attribution for a in raising)
+    right = end - math.fsum(a.attribution for a in lowering)
+    prediction = float(explanation.prediction)
+    show_model_prediction = _shows_model_prediction_apart(explanation, end, right - left)
+    marks = [left, right, base] + ([prediction] if show_model_prediction else [])
+    span = max(max(marks) - min(marks), 1e-9 * max(abs(end), 1.0), 1e-12)
+    digits = _digits_for(span, *marks)
+
+    # Vertical layout in "label lines": the bar sits just under 0, its labels hang below it one per
+    # line, and the marks of the prediction and base value stand above it.
+    labelled_up = raising[:max_labels]
+    labelled_down = lowering[:max_labels]
+    label_lines = max(len(labelled_up), len(labelled_down), 1)
+    bar_top, bar_bottom = 0.0, -0.6
+    top = 1.75 if show_model_prediction else 1.0
+    bottom = -1.0 - label_lines
+    line_inches = 0.3
+    figure = _new_figure(12, 1.3 + line_inches * (top - bottom))
+    ax = figure.add_subplot()
+    ax.set_ylim(bottom, top)
+    ax.set_xlim(min(marks) - 0.03 * span, max(marks) + 0.03 * span)
+
+    def draw_side(side: list[Attribution], direction: int, text_colour: str, labelled: int) -> None:
+        # Raising segments grow leftwards from the prediction (direction -1), lowering ones rightwards.
+        edge = end
+        centres = []
+        for attribution in side:
+            width = abs(attribution.attribution)
+            start = edge - width if direction < 0 else edge
+            ax.barh(
+                (bar_top + bar_bottom) / 2,
+                width,
+                left=start,
+                height=bar_top - bar_bottom,
+                **_bar_kwargs(attribution.attribution),
+            )
+            centres.append(start + width / 2)
+            edge = start if direction < 0 else start + width
+        # The outermost labelled segment takes the first line, so no label crosses a leader line.
+        for line, index in enumerate(reversed(range(labelled))):
+            attribution, x = side[index], centres[index]
+            y = -1.0 - line
+            ax.plot([x, x], [bar_bottom, y], color=text_colour, linewidth=0.8, alpha=0.7)
+            ax.plot([x], [y], marker="o", markersize=3, color=text_colour)
+            label = (
+                f"{attribution_label(attribution, explanation.method)}   "
+                f"{_minus(format_number(attribution.attribution, 3, signed=True))}"
+            )
+            ax.text(
+                x + 0.005 * span * direction,
+                y,
+                _mpl(label),
+                ha="left" if direction > 0 else "right",
+                va="center",
+                fontsize=FONT_SIZE,
+                color=text_colour,
+                clip_on=False,
+            )
+
+    draw_side(raising, -1, POSITIVE_TEXT, len(labelled_up))
+    draw_side(lowering, +1, NEGATIVE_TEXT, len(labelled_down))
+
+    # The prediction and the base value, marked above the bar; their labels lean away from each other.
+    end_right = end >= base
+    ax.plot([end, end], [bar_bottom - 0.15, 0.55], color=INK, linewidth=1.8)
+    ax.text(
+        end,
+        0.3,
+        _minus(f"{_prediction_name(explanation)} = {format_number(end, digits)}"),
+        ha="left" if end_right else "right",
+        va="bottom",
+        fontsize=FONT_SIZE,
+        fontweight="bold",
+        color=INK,
+        bbox=_LABEL_BOX,
+    )
+    ax.plot([base, base], [bar_bottom, 0.55], color=MUTED, linewidth=1.2, linestyle=(0, (3, 2)))
+    base_name = "intercept" if explanation.method == "lime" else "base value"
+    ax.text(
+        base,
+        0.3,
+        _minus(f"{base_name} = {format_number(base, digits)}"),
+        ha="right" if end_right else "left",
+        va="bottom",
+        fontsize=FONT_SIZE,
+        color=MUTED,
+        bbox=_LABEL_BOX,
+    )
+    if show_model_prediction:
+        ax.plot([prediction, prediction], [bar_bottom, 1.2], color=INK, linewidth=1.2, linestyle=":")
+        ax.text(
+            prediction,
+            1.05,
+            _minus(f"model prediction = {format_number(prediction, digits)}"),
+            ha="left" if prediction >= end else "right",
+            va="bottom",
+            fontsize=SMALL_FONT_SIZE,
+            color=INK,
+            bbox=_LABEL_BOX,
+        )
+
+    hidden = len(attributions) - len(labelled_up) - len(labelled_down)
+    if hidden > 0:
+        figure.text(
+            0.0,
+            0.0,
+            f"{hidden} smaller {'effect' if hidden == 1 else 'effects'} not labelled",
+            ha="left",
+            va="bottom",
+            fontsize=SMALL_FONT_SIZE,
+            color=MUTED,
+        )
+
+    ax.set_yticks([])
+    _plain_axis(ax)
+    ax.xaxis.set_ticks_position("top")
+    ax.tick_params(axis="x", labelsize=SMALL_FONT_SIZE, colors=MUTED, length=3)
+    for side in ("bottom", "right", "left"):
+        ax.spines[side].set_visible(False)
+    ax.spines["top"].set_color(MUTED)
+    _direction_legend(figure)
+    figure.suptitle(_mpl(explanation_title(explanation)), fontsize=TITLE_FONT_SIZE, color=INK, x=0.0, ha="left")
+    return figure
+
+
+def force_plot_png(explanation: Explanation, path: str | os.PathLike, *, max_labels: int = 8) -> None:
+    """Write the force plot of one explanation (see :func:`force_plot_figure`) as a PNG."""
+    save_png(force_plot_figure(explanation, max_labels=max_labels), path)
+
+
+def waterfall_figure(explanation: Explanation, max_features: int = 10) -> Figure:
+    """A waterfall of one explanation, as a matplotlib Figure.
+
+    From the base value at the bottom, each bar adds one feature's attribution, the largest at the
+    top ending at the prediction; features past ``max_features`` are summed into one
+    ``N other features`` bar at the bottom. The signed attributions stand in a column on the right.
+    """
+    shown = list(explanation.attributions[:max_features])
+    rest = explanation.attributions[max_features:]
+    labels = [attribution_label(a, explanation.method) for a in shown]
+    values = [float(a.attribution) for a in shown]
+    errors = [a.std_error for a in shown]
+    if rest:
+        labels.append(f"{len(rest)} other {'feature' if len(rest) == 1 else 'features'}")
+        values.append(math.fsum(float(a.attribution) for a in rest))
+        errors.append(None)
+
+    # Bars are drawn bottom-up: the "other" bar first from the base value, the largest feature last.
+    base = float(explanation.base_value)
+    n_bars = len(values)
+    starts = [0.0] * n_bars
+    running = base
+    for index in reversed(range(n_bars)):
+        starts[index] = running
+        running += values[index]
+    end = running
+    prediction = float(explanation.prediction)
+    low = min([base, end] + [start + min(v, 0) for start, v in zip(starts, values, strict=True)])
+    high = max([base, end] + [start + max(v, 0) for start, v in zip(starts, values, strict=True)])
+    show_model_prediction = _shows_model_prediction_apart(explanation, end, high - low)
+    if show_model_prediction:
+        low, high = min(low, prediction), max(high, prediction)
+    span = max(high - low, 1e-9 * max(abs(high), 1.0), 1e-12)
+    digits = _digits_for(span, low, high)
+
+    figure = _new_figure(_width_for_labels(labels, 7.0), 1.9 + 0.36 * max(n_bars, 1))
+    ax = figure.add_subplot()
+    _style_axis(ax)
+    column = ax.get_yaxis_transform()
+    for index, value in enumerate(values):
+        y = n_bars - 1 - index
+        ax.barh(y, value, left=starts[index], height=0.66, **_bar_kwargs(value))
+        if index > 0:
+            # A thin step from this bar's end up to where the bar above starts.
+            bar_end = starts[index] + value
+            ax.plot([bar_end, bar_end], [y + 0.33, y + 0.67], color=MUTED, linewidth=0.7)
+        text = _minus(format_number(value, 3, signed=True))
+        if errors[index] is not None:
+            text += f" ± {format_number(errors[index], 2)}"
+        ax.text(
+            1.02,
+            y,
+            text,
+            transform=column,
+            ha="left",
+            va="center",
+            fontsize=SMALL_FONT_SIZE,
+            color=POSITIVE_TEXT if value >= 0 else NEGATIVE_TEXT,
+        )
+
+    top, bottom = n_bars - 0.5, -0.5
+    base_name = "intercept" if explanation.method == "lime" else "base value"
+    ax.plot([base, base], [bottom - 0.35, top], color=MUTED, linewidth=1.1, linestyle=(0, (3, 2)))
+    ax.text(
+        base,
+        bottom - 0.4,
+        _minus(f"{base_name} = {format_number(base, digits)}"),
+        ha="center",
+        va="top",
+        fontsize=SMALL_FONT_SIZE,
+        color=MUTED,
+        bbox=_LABEL_BOX,
+    )
+    ax.plot([end, end], [bottom, top + 0.35], color=INK, linewidth=1.4)
+    ax.text(
+        end,
+        top + 0.4,
+        _minus(f"{_prediction_name(explanation)} = {format_number(end, digits)}"),
+        ha="center",
+        va="bottom",
+        fontsize=FONT_SIZE,
+        fontweight="bold",
+        color=INK,
+        bbox=_LABEL_BOX,
+    )
+    if show_model_prediction:
+        ax.plot([prediction, prediction], [bottom, top + 1.05], color=INK, linewidth=1.1, linestyle=":")
+        ax.text(
+            prediction,
+            top + 1.1,
+            _minus(f"model prediction = {format_number(prediction, digits)}"),
+            ha="center",
+            va="bottom",
+            fontsize=SMALL_FONT_SIZE,
+            color=INK,
+            bbox=_LABEL_BOX,
+        )
+
+    ax.set_yticks(range(n_bars), [_mpl(labels[n_bars - 1 - y]) for y in range(n_bars)])
+    if rest:
+        ax.get_yticklabels()[0].set_color(MUTED)
+        ax.get_yticklabels()[0].set_fontstyle("italic")
+    ax.set_ylim(bottom - 1.1, top + (1.8 if show_model_prediction else 1.1))
+    ax.set_xlim(low - 0.06 * span, high + 0.06 * span)
+    _plain_axis(ax)
+    ax.set_xlabel(
+        "output of the " + ("local model" if explanation.method == "lime" else "model"),
+        fontsize=SMALL_FONT_SIZE,
+        color=MUTED,
+    )
+    _direction_legend(figure)
+    figure.suptitle(_mpl(explanation_title(explanation)), fontsize=TITLE_FONT_SIZE, color=INK, x=0.0, ha="left")
+    return figure
+
+
+def waterfall_png(explanation: Explanation, path: str | os.PathLike, max_features: int = 10) -> None:
+    """Write the waterfall of one explanation (see :func:`waterfall_figure`) as a PNG."""
+    save_png(waterfall_figure(explanation, max_features), path)
+
+
+def mean_abs_attributions(
+    explanations: Iterable[Explanation],
+) -> dict[tuple[str, str | None], dict[str, float]]:
+    """Mean |attribution| per feature, for each (method, class label) among ``explanations``.
+
+    Features keep their first-seen order; a feature absent from an explanation counts as 0 there.
+    """
+    sums: dict[tuple[str, str | None], dict[str, float]] = {}
+    counts: dict[tuple[str, str | None], int] = {}
+    for explanation in explanations:
+        group = (explanation.method, explanation.class_label)
+        totals = sums.setdefault(group, {})
+        counts[group] = counts.get(group, 0) + 1
+        for attribution in explanation.attributions:
+            totals[attribution.feature] = totals.get(attribution.feature, 0.0) + abs(float(attribution.attribution))
+    return {group: {f: s / counts[group] for f, s in totals.items()} for group, totals in sums.items()}
+
+
+def _class_style(number: int, several: bool) -> tuple[str, str]:
+    """(colour, hatch) of the ``number``-th class: Okabe-Ito colours, hatched so they differ in grey."""
+    if not several:
+        return POSITIVE, ""
+    colour = GROUP_COLOURS[number % len(GROUP_COLOURS)]
+    # Colours and hatches both cycle through 8; shifting the hatch by the round keeps every pair unique.
+    hatch = GROUP_HATCHES[(number + number // len(GROUP_COLOURS)) % len(GROUP_HATCHES)]
+    return colour, hatch
+
+
+def summary_bar_figure(explanations: Sequence[Explanation], max_features: int = 20) -> Figure:
+    """Mean |attribution| per feature as horizontal bars, as a matplotlib Figure.
+
+    One panel per method (each on its own scale: LIME's and SHAP's values are not in the same
+    units), the features in the same order in every panel; where several classes are explained,
+    each bar stacks one segment per class. Features are ranked by their mean share of each
+    (method, class) total, so no method decides the order alone; the top ``max_features`` are shown
+    and the rest summed into one ``N other features`` bar.
+    """
+    if not explanations:
+        raise ValueError("there are no explanations to plot")
+    means = mean_abs_attributions(explanations)
+    methods = list(dict.fromkeys(method for method, _ in means))
+    classes = list(dict.fromkeys(label for _, label in means))
+    several_classes = len(classes) > 1
+    features = list(dict.fromkeys(feature for totals in means.values() for feature in totals))
+
+    def share(feature: str) -> float:
+        return sum(totals.get(feature, 0.0) / (sum(totals.values()) or 1.0) for totals in means.values())
+
+    ranked = sorted(features, key=lambda feature: -share(feature))
+    shown, rest = ranked[:max_features], ranked[max_features:]
+    labels = [_mpl(shorten(feature, MAX_NAME_CHARS + 12)) for feature in shown]
+    if rest:
+        labels.append(f"{len(rest)} other {'feature' if len(rest) == 1 else 'features'}")
+
+    n_rows = len(labels)
+    rows_y = [n_rows - 1 - row for row in range(n_rows)]
+    panel_inches = 7.0 if len(methods) == 1 else 4.5
+    figure = _new_figure(_width_for_labels(labels, panel_inches * len(methods)), 1.9 + 0.3 * n_rows)
+    axes = figure.subplots(1, len(methods), sharey=True, squeeze=False)[0]
+    for ax, method in zip(axes, methods, strict=True):
+        _style_axis(ax)
+        lefts = [0.0] * n_rows
+        for number, label in enumerate(classes):
+            totals = means.get((method, label))
+            if totals is None:
+                continue
+            values = [totals.get(feature, 0.0) for feature in shown]
+            if rest:
+                values.append(math.fsum(totals.get(feature, 0.0) for feature in rest))
+            colour, hatch = _class_style(number, several_classes)
+            ax.barh(
+                rows_y,
+                values,
+                left=lefts,
+                height=0.7,
+                color=colour,
+                hatch=hatch,
+                edgecolor="white",
+                linewidth=0.4,
+                label=_mpl(f"class {shorten(str(label), MAX_TITLE_ID_CHARS)}"),
+            )
+            lefts = [left + value for left, value in zip(lefts, values, strict=True)]
+        for y, total in zip(rows_y, lefts, strict=True):
+            ax.text(
+                total,
+                y,
+                "  " + format_number(total, 3),
+                va="center",
+                ha="left",
+                fontsize=SMALL_FONT_SIZE,
+                color=MUTED,
+            )
+        ax.margins(x=0.12)
+        ax.set_xlabel("mean |attribution|", fontsize=FONT_SIZE, color=INK)
+        if len(methods) > 1:
+            ax.set_title(method_name(method), fontsize=FONT_SIZE, fontweight="bold", color=INK, loc="left")
+    axes[0].set_yticks(rows_y, labels)
+    axes[0].set_ylim(-0.6, n_rows - 0.4)
+    for ax in axes[1:]:
+        ax.tick_params(axis="y", labelleft=False, length=0)
+    if rest:
+        axes[0].get_yticklabels()[-1].set_color(MUTED)
+        axes[0].get_yticklabels()[-1].set_fontstyle("italic")
+    rows = len({explanation.row for explanation in explanations})
+    title = f"Mean |attribution| per feature over {rows} {'row' if rows == 1 else 'rows'}"
+    if len(methods) == 1:
+        title = f"{method_name(methods[0])}: {title[0].lower()}{title[1:]}"
+    figure.suptitle(title, fontsize=TITLE_FONT_SIZE, color=INK, x=0.0, ha="left")
+    if several_classes:
+        handles = {}
+        for ax in axes:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                handles.setdefault(label, handle)
+        figure.legend(
+            list(handles.values()),
+            list(handles),
+            loc="outside lower center",
+            ncols=min(len(handles), 4),
+            fontsize=SMALL_FONT_SIZE,
+            frameon=False,
+        )
+    return figure
+
+
+def summary_bar_png(explanations: Sequence[Explanation], path: str | os.PathLike, max_features: int = 20) -> None:
+    """Write the summary bar chart (see :func:`summary_bar_figure`) as a PNG."""
+    save_png(summary_bar_figure(explanations, max_features), path)
+
+
+# --------------------------------------------------------------------------------------------
+# shap's interactive force plot
+# --------------------------------------------------------------------------------------------
+
+
+def _script_json(data: Any) -> str:
+    """JSON that cannot close or open a tag inside ``<script>`` (a CSV cell may hold ``</script>``)."""
+    text = json.dumps(data, allow_nan=False)
+    for char, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, escaped)
+    return text
+
+
+def force_plot_data(explanation: Explanation) -> dict[str, Any]:
+    """The data of shap's interactive force plot for one explanation (its ``AdditiveForceVisualizer``)."""
+    import numpy as np
+    import shap
+
+    lime = explanation.method == "lime"
+    names = [a.rule if lime and a.rule else a.feature for a in explanation.attributions]
+    # shap shows "name = value"; LIME's rule already says both, so it gets no value.
+    values = np.array(
+        [None if lime and a.rule else format_value(a.value, 200) for a in explanation.attributions],
+        dtype=object,
+    )
+    out_name = "local model" if lime else "f(x)"
+    visualizer = shap.force_plot(
+        float(explanation.base_value),
+        np.array([float(a.attribution) for a in explanation.attributions], dtype=float),
+        values,
+        feature_names=names,
+        out_names=out_name,
+        plot_cmap=[POSITIVE, NEGATIVE],
+        matplotlib=False,
+        show=False,
+    )
+    data = dict(visualizer.data)
+    data["labelMargin"] = 20
+    return data
+
+
+def force_plot_script(data: Mapping[str, Any], element_id: str) -> str:
+    """The ``<div>`` and inline ``<script>`` that draw one interactive force plot (needs shap's bundle)."""
+    return (
+        f'<div id="{element_id}" class="xai-force"></div>\n'
+        "<script>\n"
+        "if (window.SHAP) SHAP.ReactDom.render(\n"
+        f"  SHAP.React.createElement(SHAP.AdditiveForceVisualizer, {_script_json(data)}),\n"
+        f"  document.getElementById({_script_json(element_id)}));\n"
+        "</script>\n"
+    )
+
+
+def shap_bundle_script() -> str:
+    """shap's force-plot JavaScript as one inline ``<script>`` (no network request)."""
+    from shap.plots._force import getjs
+
+    return getjs()
+
+
+def force_plot_html(explanation: Explanation, path: str | os.PathLike) -> None:
+    """Write shap's interactive force plot of one explanation as a standalone HTML page.
+
+    The JavaScript is inlined and the page fetches nothing, so it opens offline from ``file://``.
+    Unlike ``shap.save_html``, the plot's data is escaped for its ``<script>``: a feature value such as
+    ``</script><script>...`` stays data.
+    """
+    from html import escape
+
+    title = escape(explanation_title(explanation))
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:\">\n"
+        f"<title>{title}</title>\n"
+        "<style>body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:1.5rem;"
+        "color:#222}h1{font-size:1.15rem;font-weight:600}</style>\n"
+        f"{shap_bundle_script()}\n</head>\n<body>\n<h1>{title}</h1>\n"
+        f"{force_plot_script(force_plot_data(explanation), 'xai-force-plot')}"
+        "<noscript>This plot needs JavaScript.</noscript>\n</body>\n</html>\n"
+    )
+    write_text(path, page)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-row plot files: names and writing
+# --------------------------------------------------------------------------------------------
+
+
+def plot_key(explanation: Explanation | Mapping[str, Any]) -> PlotKey:
+    """The key of one explanation's plots: (row, method, class label); takes an object or its dict."""
+    if isinstance(explanation, Explanation):
+        return (explanation.row, explanation.method, explanation.class_label)
+    return (int(explanation["row"]), str(explanation["method"]), explanation.get("class"))
+
+
+def safe_file_part(text: str) -> str:
+    """``text`` with every character but letters, digits, ``.``, ``_`` and ``-`` made ``_``."""
+    safe = _UNSAFE_FILE_CHARS.sub("_", text)[:MAX_STEM_CHARS]
+    return safe if safe.strip(".") else safe.replace(".", "_") or "_"
+
+
+def plot_stems(explanations: Sequence[Explanation | Mapping[str, Any]]) -> dict[PlotKey, str]:
+    """A file stem per explanation, unique in the run, as the contract names plot files.
+
+    The stem is the row's id made safe for a file name, so the first explanation of a row (the
+    run's first method, the row's first class) is ``force_<id>.png`` as the contract says; the
+    others add ``_<method>`` and ``_<class>`` where they differ from it. Where two rows would get one
+    name, the row number is appended to each of them.
+    """
+    keys: list[PlotKey] = []
+    ids: dict[int, str] = {}
+    for explanation in explanations:
+        keys.append(plot_key(explanation))
+        row_id = explanation.id if isinstance(explanation, Explanation) else str(explanation["id"])
+        ids.setdefault(keys[-1][0], row_id)
+    first_method = keys[0][1] if keys else None
+    first_class: dict[int, str | None] = {}
+    for row, _, label in keys:
+        first_class.setdefault(row, label)
+
+    def stem(key: PlotKey, with_row: bool) -> str:
+        row, method, label = key
+        parts = [safe_file_part(ids[row])]
+        if with_row:
+            parts.append(str(row))
+        if method != first_method:
+            parts.append(method)
+        if label != first_class[row]:
+            parts.append(safe_file_part("none" if label is None else label))
+        return "_".join(parts)
+
+    stems = {key: stem(key, with_row=False) for key in keys}
+    rows_by_stem: dict[str, set[int]] = {}
+    for key, name in stems.items():
+        rows_by_stem.setdefault(name, set()).add(key[0])
+    stems = {key: stem(key, with_row=len(rows_by_stem[name]) > 1) for key, name in stems.items()}
+    if len(set(stems.values())) < len(stems):
+        # A pathological mix of ids ("a" in row 1, "a_1" elsewhere): the row number everywhere is unique.
+        stems = {key: stem(key, with_row=True) for key in keys}
+    return stems
+
+
+def row_plot_files(
+    explanations: Sequence[Explanation | Mapping[str, Any]],
+    plots_dir: str | os.PathLike,
+    *,
+    max_plots: int = 20,
+) -> dict[PlotKey, dict[str, Path]]:
+    """The per-row plot files of the first ``max_plots`` rows: key -> {kind: path} (kinds: PLOT_KINDS).
+
+    ``force`` is ``force_<stem>.png``, ``waterfall`` ``waterfall_<stem>.png`` and ``force_html``
+    ``force_<stem>.html``, all directly inside ``plots_dir``.
+    """
+    plots_dir = Path(plots_dir)
+    plotted_rows: list[int] = []
+    for explanation in explanations:
+        row = plot_key(explanation)[0]
+        if row not in plotted_rows and len(plotted_rows) < max_plots:
+            plotted_rows.append(row)
+    files: dict[PlotKey, dict[str, Path]] = {}
+    for key, stem in plot_stems(explanations).items():
+        if key[0] in plotted_rows:
+            files[key] = {
+                kind: plots_dir / f"{kind.removesuffix('_html')}_{stem}{_PLOT_SUFFIXES[kind]}" for kind in PLOT_KINDS
+            }
+    return files
+
+
+def write_row_plots(
+    explanations: Sequence[Explanation],
+    plots_dir: str | os.PathLike,
+    *,
+    max_plots: int = 20,
+    max_features: int = 10,
+    interactive: bool = True,
+) -> dict[PlotKey, dict[str, Path]]:
+    """Write the force plot (PNG; HTML when ``interactive``) and waterfall of the first ``max_plots`` rows.
+
+    Returns the files written, as :func:`row_plot_files` names them (``force_html`` left out when
+    not ``interactive``); pass it on to :func:`xai_cli.report.explain_report_html`.
+    """
+    files = row_plot_files(explanations, plots_dir, max_plots=max_plots)
+    written: dict[PlotKey, dict[str, Path]] = {}
+    for explanation in explanations:
+        key = plot_key(explanation)
+        if key not in files:
+            continue
+        paths = dict(files[key])
+        force_plot_png(explanation, paths["force"])
+        waterfall_png(explanation, paths["waterfall"], max_features)
+        if interactive:
+            force_plot_html(explanation, paths["force_html"])
+        else:
+            del paths["force_html"]
+        written[key] = paths
+    return written

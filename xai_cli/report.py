@@ -1,0 +1,711 @@
+"""Self-contained HTML reports: one file, images as data URIs, no request to any network address.
+
+The building blocks (:func:`html_page`, :func:`section`, :func:`table`, :func:`image`,
+:func:`metadata_section`, :func:`warnings_section`, ...) are shared by every report; each report is
+then a short function that arranges them. Everything that comes from the data (feature names,
+category values, ids, class labels, paths, warnings) is escaped: a piece of markup is an
+:class:`Html`, and any other string put into a page is treated as text.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from .plots import PNG_DPI, PlotKey, format_number, format_value, method_name, plot_key, row_plot_files
+
+MISSING_CELL = "—"
+MAX_INLINE_ITEMS = 12
+MAX_TABLE_ROWS = 10_000
+SHORT_CELL = 24
+"""Text cells up to this many characters stay on one line (an id such as ``cust-0001`` is not broken)."""
+CSS_PIXELS_PER_INCH = 100
+"""Plots show at 100 CSS px per inch: 11 pt text reads at about 15 px, as the plots were drawn for."""
+
+SUMMARY_PLOT = "summary_bar.png"
+
+
+class Html(str):
+    """A string that is already HTML, put into a page as it is; every other string is escaped."""
+
+    __slots__ = ()
+
+
+def escape(value: Any) -> Html:
+    """``value`` as HTML text (``<`` becomes ``&lt;`` ...); an :class:`Html` passes unchanged."""
+    if isinstance(value, Html):
+        return value
+    return Html(html.escape(str(value), quote=True))
+
+
+def join(parts: Iterable[Any], separator: str = "") -> Html:
+    """The parts (escaped unless :class:`Html`) joined into one piece of HTML."""
+    return Html(escape(separator).join(escape(part) for part in parts))
+
+
+def tag(name: str, *content: Any, **attributes: Any) -> Html:
+    """``<name attributes>content</name>``; attribute ``class_`` becomes ``class``, ``data_x`` ``data-x``.
+
+    An attribute that is ``None`` or ``False`` is left out, ``True`` is written bare.
+    """
+    rendered = []
+    for key, value in attributes.items():
+        if value is None or value is False:
+            continue
+        key = key.rstrip("_").replace("_", "-")
+        rendered.append(f" {key}" if value is True else f' {key}="{escape(value)}"')
+    return Html(f"<{name}{''.join(rendered)}>{join(content)}</{name}>")
+
+
+def cell_text(value: Any) -> Html:
+    """A value as a table cell shows it: numbers shortened, ``—`` for nothing."""
+    if isinstance(value, Html):
+        return value
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return tag("span", MISSING_CELL, class_="muted")
+    if isinstance(value, bool):
+        return escape("yes" if value else "no")
+    if isinstance(value, float):
+        return escape(format_number(value))
+    if isinstance(value, (list, tuple)):
+        return inline_list(value)
+    if isinstance(value, Mapping):
+        return definition_list(value)
+    return escape(value)
+
+
+def inline_list(items: Sequence[Any]) -> Html:
+    """A short list on one line; a long one folded into ``<details>`` saying how many items it holds."""
+    if len(items) <= MAX_INLINE_ITEMS:
+        return join((cell_text(item) for item in items), ", ")
+    return details(f"{len(items)} items", tag("p", join((cell_text(item) for item in items), ", ")))
+
+
+def details(summary: str | Html, *content: Any, open_: bool = False) -> Html:
+    """A folded ``<details>`` block."""
+    return tag("details", tag("summary", summary), *content, open=open_)
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"a": {"b": 1}}`` as ``[("a.b", 1)]``: nested settings as one list of dotted keys."""
+    items: list[tuple[str, Any]] = []
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            items.extend(flatten(value, f"{name}."))
+        else:
+            items.append((name, value))
+    return items
+
+
+def _field_value(key: str, value: Any) -> Html:
+    last = key.rsplit(".", 1)[-1]
+    if isinstance(value, str) and (last in {"sha256", "path", "hash"} or last.endswith("_path")):
+        return tag("code", value, class_="hash" if last in {"sha256", "hash"} else None)
+    return cell_text(value)
+
+
+def definition_list(mapping: Mapping[str, Any]) -> Html:
+    """A ``<dl>`` of a mapping, nested mappings flattened to dotted keys; sha256 and paths as code."""
+    if not mapping:
+        return tag("p", "none", class_="muted")
+    return tag("dl", *(Html(tag("dt", key) + tag("dd", _field_value(key, value))) for key, value in flatten(mapping)))
+
+
+def table(
+    headers: Sequence[Any],
+    rows: Iterable[Sequence[Any]],
+    *,
+    sortable: bool = False,
+    numeric: Iterable[int] = (),
+    caption: str | Html | None = None,
+    class_: str | None = None,
+) -> Html:
+    """An HTML table; cells go through :func:`cell_text`.
+
+    ``numeric`` names the columns aligned right and sorted as numbers; with ``sortable`` a click on
+    a heading sorts the rows (the page's one small script).
+    """
+    numeric_columns = set(numeric)
+    head = tag(
+        "thead",
+        tag(
+            "tr",
+            *(tag("th", h, class_="num" if i in numeric_columns else None, scope="col") for i, h in enumerate(headers)),
+        ),
+    )
+    body_rows = []
+    for row in rows:
+        cells = []
+        for index, value in enumerate(row):
+            sort_key = None
+            if index in numeric_columns and isinstance(value, (int, float)) and not isinstance(value, bool):
+                sort_key = repr(float(value)) if math.isfinite(float(value)) else None
+            css = "num" if index in numeric_columns else None
+            if css is None and isinstance(value, str) and not isinstance(value, Html) and len(value) <= SHORT_CELL:
+                css = "short"
+            cells.append(tag("td", cell_text(value), class_=css, data_sort=sort_key))
+        body_rows.append(tag("tr", *cells))
+    classes = " ".join(c for c in ("data", "sortable" if sortable else "", class_ or "") if c)
+    return tag(
+        "div",
+        tag(
+            "table",
+            tag("caption", caption) if caption else "",
+            head,
+            tag("tbody", *body_rows),
+            class_=classes,
+        ),
+        class_="table-wrap",
+    )
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) in pixels from a PNG's header, or None when ``data`` is not a PNG."""
+    if len(data) >= 24 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return struct.unpack(">II", data[16:24])
+    return None
+
+
+def image(
+    source: str | os.PathLike | bytes, alt: str, *, caption: str | Html | None = None, dpi: int = PNG_DPI
+) -> Html:
+    """A PNG embedded as a ``data:image/png;base64,`` URI inside a ``<figure>``.
+
+    It shows at the size it was drawn for (``dpi`` pixels per inch of the figure), shrinking to fit
+    a narrow window.
+    """
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    size = _png_size(data)
+    width = round(size[0] * CSS_PIXELS_PER_INCH / dpi) if size else None
+    uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    picture = Html(
+        f'<img src="{uri}" alt="{escape(alt)}"' + (f' width="{width}"' if width else "") + ' loading="lazy">'
+    )
+    return tag("figure", picture, tag("figcaption", caption) if caption else "")
+
+
+def section(title: str | Html, *content: Any, id_: str | None = None, class_: str | None = None) -> Html:
+    """A ``<section>`` with an ``<h2>`` heading."""
+    return tag("section", tag("h2", title), *content, id=id_, class_=class_)
+
+
+def callout(kind: str, *content: Any) -> Html:
+    """A highlighted box: ``kind`` is ``warning``, ``ok`` or ``note``."""
+    return tag("div", *content, class_=f"callout {kind}")
+
+
+def stat(label: str, value: Any, *, kind: str | None = None) -> Html:
+    """One figure of the page's at-a-glance strip."""
+    return tag(
+        "div",
+        tag("div", cell_text(value), class_="stat-value"),
+        tag("div", label, class_="stat-label"),
+        class_=f"stat {kind}" if kind else "stat",
+    )
+
+
+def warnings_section(warnings: Sequence[str], *, title: str = "Warnings") -> Html:
+    """The run's warnings, prominent; a quiet line saying so when there are none."""
+    if not warnings:
+        return section(title, callout("ok", tag("p", "No warnings.")), id_="warnings")
+    return section(
+        f"{title} ({len(warnings)})",
+        callout("warning", tag("ul", *(tag("li", w) for w in warnings))),
+        id_="warnings",
+    )
+
+
+METADATA_PARTS = (
+    ("model", "Model"),
+    ("data", "Data"),
+    ("background", "Background"),
+    ("params", "Parameters"),
+    ("versions", "Versions"),
+)
+
+
+def metadata_section(
+    document: Mapping[str, Any], parts: Sequence[tuple[str, str]] = METADATA_PARTS, *, title: str = "Run"
+) -> Html:
+    """The run's metadata (model, data, background, parameters, versions) as a grid of cards.
+
+    Each of ``parts`` names a key of ``document`` and its heading; absent keys are skipped, a null
+    one says ``none``. Hashes and paths show in full so they can be compared.
+    """
+    cards = []
+    for key, heading in parts:
+        if key not in document:
+            continue
+        value = document[key]
+        body = definition_list(value) if isinstance(value, Mapping) else tag("p", cell_text(value))
+        cards.append(tag("div", tag("h3", heading), body, class_="card"))
+    return section(title, tag("div", *cards, class_="cards"), id_="run")
+
+
+def quality_section(explanations: Sequence[Mapping[str, Any]], *, title: str = "Quality") -> Html:
+    """How far to trust the explanations: every ``quality`` key summarised per method and class.
+
+    Numbers show their smallest, median and largest value; flags how many are true; any other
+    value how many distinct values it took. Keys are taken as they come, so a new receipt shows up
+    without changes here.
+    """
+    groups: dict[tuple[str, Any], list[Mapping[str, Any]]] = {}
+    for explanation in explanations:
+        groups.setdefault((explanation.get("method"), explanation.get("class")), []).append(explanation)
+    with_class = len({label for _, label in groups}) > 1
+    rows = []
+    for (method, label), members in groups.items():
+        values: dict[str, list[Any]] = {}
+        for explanation in members:
+            for key, value in flatten(explanation.get("quality") or {}):
+                values.setdefault(key, []).append(value)
+        group = method_name(str(method)) + (f" · class {label}" if with_class and label is not None else "")
+        if not values:
+            rows.append((group, len(members), tag("span", "no quality receipts", class_="muted"), None))
+        for key, seen in values.items():
+            rows.append((group, len(members), key, _summarise(seen)))
+    if not rows:
+        return section(title, tag("p", "No explanations.", class_="muted"), id_="quality")
+    return section(title, table(["Method", "Explanations", "Receipt", "Summary"], rows, numeric=[1]), id_="quality")
+
+
+def _summarise(values: Sequence[Any]) -> Html:
+    present = [v for v in values if v is not None]
+    missing = len(values) - len(present)
+    tail = f" ({missing} missing)" if missing else ""
+    if present and all(isinstance(v, bool) for v in present):
+        true = sum(present)
+        return escape(
+            f"{'all' if true == len(present) else true} of {len(present)} true{tail}"
+            if true
+            else f"none of {len(present)} true{tail}"
+        )
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        ordered = sorted(float(v) for v in present)
+        if len(ordered) == 1:
+            return escape(format_number(ordered[0]) + tail)
+        middle = len(ordered) // 2
+        median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+        return escape(
+            f"min {format_number(ordered[0])} · median {format_number(median)} · max {format_number(ordered[-1])}{tail}"
+        )
+    distinct = list(dict.fromkeys(str(v) for v in present))
+    if len(distinct) == 1:
+        return escape(distinct[0] + tail)
+    return Html(escape(f"{len(distinct)} distinct values{tail}: ") + inline_list(distinct))
+
+
+STYLE = """
+:root { --ink:#1f2328; --muted:#5f6b76; --line:#d8dee4; --soft:#f6f8fa; --accent:#0072B2;
+  --pos:#005a8c; --neg:#a04400; --warn-bg:#fff7e6; --warn-line:#e69f00; --ok-bg:#eef7f1; --ok-line:#009E73; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--ink); background: #fff; line-height: 1.5;
+  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1280px; margin: 0 auto; padding: 1.5rem 2rem 4rem; }
+header.page { border-bottom: 3px solid var(--accent); padding-bottom: .8rem; margin-bottom: 1.2rem; }
+h1 { font-size: 1.6rem; margin: 0 0 .2rem; overflow-wrap: anywhere; }
+h2 { font-size: 1.25rem; margin: 2.2rem 0 .8rem; padding-bottom: .3rem;
+  border-bottom: 1px solid var(--line); }
+h3 { font-size: 1.02rem; margin: 0 0 .5rem; overflow-wrap: anywhere; }
+.subtitle, .muted { color: var(--muted); }
+code { font: .88em/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; overflow-wrap: anywhere; }
+code.hash { word-break: break-all; }
+nav.toc { display: flex; flex-wrap: wrap; gap: .3rem 1rem; font-size: .92rem; }
+nav.toc a { color: var(--accent); text-decoration: none; }
+nav.toc a:hover, a:hover { text-decoration: underline; }
+a { color: var(--accent); }
+.stats { display: flex; flex-wrap: wrap; gap: .8rem; margin: 1rem 0; }
+.stat { border: 1px solid var(--line); border-radius: 8px; padding: .5rem .9rem; min-width: 8.5rem;
+  background: var(--soft); }
+.stat-value { font-size: 1.3rem; font-weight: 600; overflow-wrap: anywhere; }
+.stat-label { font-size: .82rem; color: var(--muted); }
+.stat.warning { background: var(--warn-bg); border-color: var(--warn-line); }
+.callout { border-left: 5px solid; border-radius: 6px; padding: .6rem 1rem; }
+.callout.warning { background: var(--warn-bg); border-color: var(--warn-line); }
+.callout.ok { background: var(--ok-bg); border-color: var(--ok-line); }
+.callout.note { background: var(--soft); border-color: var(--line); }
+.callout p, .callout ul { margin: .2rem 0; }
+.callout li { overflow-wrap: anywhere; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 1rem; }
+.card { border: 1px solid var(--line); border-radius: 8px; padding: .8rem 1rem; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: .15rem .9rem; margin: 0; font-size: .92rem; }
+dt { color: var(--muted); }
+dd { margin: 0; overflow-wrap: anywhere; min-width: 0; }
+.table-wrap { overflow-x: auto; }
+table.data { border-collapse: collapse; width: 100%; font-size: .9rem; }
+table.data caption { text-align: left; color: var(--muted); padding: .3rem 0; }
+table.data th, table.data td { padding: .4rem .6rem; border-bottom: 1px solid var(--line); text-align: left;
+  vertical-align: top; overflow-wrap: anywhere; }
+table.data td:has(ol.attrs) { width: 50%; }
+table.data th { background: var(--soft); position: sticky; top: 0; font-weight: 600; white-space: nowrap; }
+table.data tbody tr:nth-child(even) { background: #fbfcfd; }
+table.data td.short { white-space: nowrap; }
+table.data .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.sortable th { cursor: pointer; user-select: none; }
+table.sortable th::after { content: " \\2195"; color: #b0b8c0; font-size: .8em; }
+table.sortable th[aria-sort="ascending"]::after { content: " \\25B2"; color: var(--ink); }
+table.sortable th[aria-sort="descending"]::after { content: " \\25BC"; color: var(--ink); }
+ol.attrs { list-style: none; margin: 0; padding: 0; min-width: 30rem; display: grid;
+  grid-template-columns: 4.5rem max-content minmax(12rem, 1fr); gap: .2rem .6rem; align-items: baseline; }
+ol.attrs li { display: contents; }
+.meter-track { align-self: center; }
+.meter { height: .65rem; border-radius: 2px; }
+.meter.pos { background: #0072B2; }
+.meter.neg { background: repeating-linear-gradient(135deg, #D55E00 0 3px, #f3c7a8 3px 5px); }
+.attr-value { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.attr-value.pos { color: var(--pos); }
+.attr-value.neg { color: var(--neg); }
+.attr-name { overflow-wrap: anywhere; }
+.rule { color: var(--muted); font-size: .85em; }
+.chip { display: inline-block; border: 1px solid var(--line); border-radius: 999px; padding: 0 .5rem;
+  margin: 0 .25rem .2rem 0; font-size: .8rem; white-space: nowrap; background: #fff; }
+figure { margin: .6rem 0 1rem; }
+figure img { max-width: 100%; height: auto; display: block; }
+figcaption { color: var(--muted); font-size: .85rem; }
+.row-plots { border: 1px solid var(--line); border-radius: 8px; padding: 1rem; margin: 1rem 0; }
+.row-plots .facts { margin: 0 0 .5rem; font-size: .92rem; }
+footer { margin-top: 3rem; color: var(--muted); font-size: .85rem; }
+@media print {
+  body { font-size: 11pt; }
+  main { max-width: none; padding: 0; }
+  nav.toc, .no-print { display: none; }
+  table.data th { position: static; }
+  table.sortable th::after { content: ""; }
+  .row-plots, figure, .card, tr { break-inside: avoid; }
+  h2 { break-after: avoid; }
+  a { color: inherit; text-decoration: none; }
+}
+"""
+
+SORT_SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var headers = table.querySelectorAll("th");
+  headers.forEach(function (th, column) {
+    th.tabIndex = 0;
+    function key(row) {
+      var cell = row.cells[column];
+      var value = cell.getAttribute("data-sort");
+      return value === null ? cell.textContent.trim() : value;
+    }
+    function sort() {
+      var body = table.tBodies[0];
+      var ascending = th.getAttribute("aria-sort") !== "ascending";
+      headers.forEach(function (other) { other.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b), nx = Number(x), ny = Number(y);
+        var order = (x !== "" && y !== "" && !isNaN(nx) && !isNaN(ny)) ? nx - ny
+          : x.localeCompare(y, undefined, {numeric: true});
+        return ascending ? order : -order;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    }
+    th.addEventListener("click", sort);
+    th.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); sort(); }
+    });
+  });
+});
+"""
+
+# The page may run its own inline script and show data: images, and may fetch nothing at all.
+CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+
+
+def html_page(
+    title: str,
+    sections: Iterable[Any],
+    *,
+    subtitle: str | Html | None = None,
+    toc: Sequence[tuple[str, str]] = (),
+    footer: str | Html | None = None,
+) -> str:
+    """A complete, self-contained HTML page: inline CSS, the table sorter, and the given sections.
+
+    ``toc`` is a list of (anchor id, label) for a small table of contents under the title.
+    """
+    nav = tag("nav", *(tag("a", label, href=f"#{anchor}") for anchor, label in toc), class_="toc") if toc else ""
+    head = tag(
+        "header",
+        tag("h1", title),
+        tag("p", subtitle, class_="subtitle") if subtitle else "",
+        nav,
+        class_="page",
+    )
+    body = tag("main", head, *sections, tag("footer", footer) if footer else "")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n"
+        f"<script>{SORT_SCRIPT}</script>\n</body>\n</html>\n"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The explain report
+# --------------------------------------------------------------------------------------------
+
+
+def _attribution_list(explanation: Mapping[str, Any], top: int) -> Html:
+    attributions = list(explanation.get("attributions") or [])[:top]
+    if not attributions:
+        return tag("span", "no attributions", class_="muted")
+    largest = max(abs(float(a.get("attribution") or 0.0)) for a in attributions) or 1.0
+    items = []
+    for attribution in attributions:
+        value = float(attribution.get("attribution") or 0.0)
+        sign = "pos" if value >= 0 else "neg"
+        number = format_number(value, 3, signed=True)
+        if attribution.get("std_error") is not None:
+            number += f" ± {format_number(attribution['std_error'], 2)}"
+        name = Html(
+            tag("strong", attribution.get("feature", ""))
+            + escape(" = ")
+            + escape(format_value(attribution.get("value"), 80))
+        )
+        if attribution.get("rule"):
+            name = Html(name + tag("div", "rule: ", attribution["rule"], class_="rule"))
+        width = max(2.0, 100.0 * abs(value) / largest)
+        meter = tag(
+            "div",
+            Html(f'<div class="meter {sign}" style="width:{width:.1f}%"></div>'),
+            class_="meter-track",
+            title=number,
+        )
+        items.append(
+            tag(
+                "li",
+                meter,
+                tag("span", number, class_=f"attr-value {sign}"),
+                tag("span", name, class_="attr-name"),
+            )
+        )
+    return tag("ol", *items, class_="attrs")
+
+
+def _quality_chips(quality: Mapping[str, Any]) -> Html:
+    if not quality:
+        return tag("span", MISSING_CELL, class_="muted")
+    return join(tag("span", key, ": ", cell_text(value), class_="chip") for key, value in flatten(quality))
+
+
+def _row_heading(explanation: Mapping[str, Any]) -> str:
+    parts = [method_name(str(explanation.get("method"))), f"row {explanation.get('row')}"]
+    if str(explanation.get("id")) != str(explanation.get("row")):
+        parts[-1] += f" · id {explanation.get('id')}"
+    if explanation.get("class") is not None:
+        parts.append(f"class {explanation['class']}")
+    return " · ".join(parts)
+
+
+def top_features_section(
+    explanations: Sequence[Mapping[str, Any]], *, top: int = 5, max_rows: int = MAX_TABLE_ROWS
+) -> Html:
+    """A sortable table of every explanation with its ``top`` features, value and signed attribution."""
+    with_class = any(e.get("class") is not None for e in explanations)
+    headers = (
+        ["Row", "ID", "Method"]
+        + (["Class"] if with_class else [])
+        + ["Prediction", "Base value", f"Top {top} features (attribution, feature = value)", "Quality"]
+    )
+    first_number = 4 if with_class else 3
+    rows = []
+    for explanation in explanations[:max_rows]:
+        row = [explanation.get("row"), explanation.get("id"), method_name(str(explanation.get("method")))]
+        if with_class:
+            row.append(explanation.get("class"))
+        row += [
+            explanation.get("prediction"),
+            explanation.get("base_value"),
+            _attribution_list(explanation, top),
+            _quality_chips(explanation.get("quality") or {}),
+        ]
+        rows.append(row)
+    note = ""
+    if len(explanations) > max_rows:
+        note = callout(
+            "note",
+            tag(
+                "p",
+                f"The table shows the first {max_rows} of {len(explanations)} "
+                "explanations; attributions.json and attributions.csv hold them all.",
+            ),
+        )
+    return section(
+        f"Top features per row ({len(explanations)} explanations)",
+        note,
+        table(headers, rows, sortable=True, numeric=[0, first_number, first_number + 1], class_="top-features"),
+        id_="top-features",
+    )
+
+
+def _relative_href(path: Path, link_base: Path) -> str:
+    relative = os.path.relpath(path, link_base)
+    return quote(Path(relative).as_posix())
+
+
+PlotFiles = Mapping["PlotKey | str", Mapping[str, "str | os.PathLike"]]
+"""Per-row plot files: (row, method, class) -> {kind: path}; kinds ``force``, ``waterfall``, ``force_html``.
+
+A key may also be a row's id (then the files belong to the first explanation of that row), and the
+kinds may be spelled ``force_png`` / ``waterfall_png``.
+"""
+_KIND_ALIASES = {"force_png": "force", "waterfall_png": "waterfall"}
+
+
+def _files_of(explanation: Mapping[str, Any], plot_files: PlotFiles, *, first_of_row: bool) -> dict[str, Path]:
+    files = plot_files.get(plot_key(explanation))
+    if files is None and first_of_row:
+        files = plot_files.get(str(explanation.get("id")))
+    return {_KIND_ALIASES.get(kind, kind): Path(path) for kind, path in (files or {}).items()}
+
+
+def row_plots_section(
+    explanations: Sequence[Mapping[str, Any]], plot_files: PlotFiles, *, link_base: Path, max_plots: int
+) -> Html:
+    """The force plot and waterfall of each explanation that has them, in row order."""
+    blocks = []
+    plotted_rows: set[Any] = set()
+    seen_rows: set[Any] = set()
+    for explanation in explanations:
+        first_of_row = explanation.get("row") not in seen_rows
+        seen_rows.add(explanation.get("row"))
+        files = _files_of(explanation, plot_files, first_of_row=first_of_row)
+        pictures = [(kind, files[kind]) for kind in ("force", "waterfall") if kind in files and files[kind].is_file()]
+        if not pictures:
+            continue
+        plotted_rows.add(explanation.get("row"))
+        heading = _row_heading(explanation)
+        facts = tag(
+            "p",
+            f"prediction {format_number(float(explanation.get('prediction') or 0.0))} · "
+            f"base value {format_number(float(explanation.get('base_value') or 0.0))} · ",
+            _quality_chips(explanation.get("quality") or {}),
+            class_="facts",
+        )
+        figures = [
+            image(path, f"{'Force plot' if kind == 'force' else 'Waterfall'} of {heading}") for kind, path in pictures
+        ]
+        link = ""
+        interactive = files.get("force_html")
+        if interactive is not None and interactive.is_file():
+            link = tag(
+                "p",
+                tag("a", "Open shap's interactive force plot", href=_relative_href(interactive, link_base)),
+                class_="no-print",
+            )
+        blocks.append(tag("div", tag("h3", heading), facts, *figures, link, class_="row-plots"))
+    if not blocks:
+        return Html("")
+    rows_total = len({e.get("row") for e in explanations})
+    note = ""
+    if rows_total > len(plotted_rows):
+        note = tag(
+            "p",
+            f"Plots of the first {len(plotted_rows)} of {rows_total} rows (--max-plots "
+            f"{max_plots}); every row is in the table below.",
+            class_="muted",
+        )
+    return section("Plots per row", note, *blocks, id_="row-plots")
+
+
+def explain_report_html(
+    document: Mapping[str, Any],
+    plots_dir: str | os.PathLike,
+    *,
+    plot_files: PlotFiles | None = None,
+    max_plots: int = 20,
+    top: int = 5,
+    link_base: str | os.PathLike | None = None,
+) -> str:
+    """The ``report.html`` of ``xai explain``: one self-contained page.
+
+    Parameters
+    ----------
+    document : the ``attributions.json`` document (``ExplanationDocument.to_dict()``).
+    plots_dir : the folder holding ``summary_bar.png`` and the per-row plots.
+    plot_files : (row, method, class) -> {"force": png, "waterfall": png, "force_html": html}, as
+        :func:`xai_cli.plots.write_row_plots` returns (see :data:`PlotFiles` for the other spellings
+        it takes); by default the names of :func:`xai_cli.plots.row_plot_files` in ``plots_dir``.
+        Files that do not exist are skipped.
+    max_plots : rows whose plots are shown; the other rows are only in the table.
+    top : features per explanation in the table.
+    link_base : the folder the report will be written to, for the relative links to the interactive
+        force plots (default: the parent of ``plots_dir``, where the contract puts ``report.html``).
+
+    Returns the page as a string; images are embedded as data URIs and nothing is fetched.
+    """
+    plots_dir = Path(plots_dir)
+    link_base = Path(link_base) if link_base is not None else plots_dir.parent
+    explanations = list(document.get("explanations") or [])
+    if plot_files is None:
+        plot_files = row_plot_files(explanations, plots_dir, max_plots=max_plots)
+    warnings = list(document.get("warnings") or [])
+    model = document.get("model") or {}
+    data = document.get("data") or {}
+    tool = document.get("tool") or {}
+
+    rows = len({e.get("row") for e in explanations})
+    methods = list(dict.fromkeys(method_name(str(e.get("method"))) for e in explanations))
+    classes = list(dict.fromkeys(str(e["class"]) for e in explanations if e.get("class") is not None))
+    stats = [
+        stat("rows", rows),
+        stat("explanations", len(explanations)),
+        stat("methods", ", ".join(methods) or MISSING_CELL),
+    ]
+    if classes:
+        stats.append(stat("classes explained", ", ".join(classes)))
+    stats.append(stat("warnings", len(warnings), kind="warning" if warnings else None))
+
+    summary_path = plots_dir / SUMMARY_PLOT
+    summary = ""
+    if summary_path.is_file():
+        summary = section(
+            "Mean |attribution| per feature",
+            image(summary_path, "Mean absolute attribution per feature"),
+            id_="summary",
+        )
+
+    model_name = Path(str(model.get("path") or "model")).name
+    data_name = Path(str(data.get("path") or "data")).name
+    subtitle = join(
+        [
+            f"{model.get('type') or 'model'} on {data.get('path') or 'data'}",
+            f"created {document.get('created_at')}" if document.get("created_at") else "",
+            f"{tool.get('name', 'xai-cli')} {tool.get('version', '')}".strip(),
+        ],
+        " · ",
+    )
+    toc = [("warnings", "Warnings"), ("run", "Run"), ("quality", "Quality")]
+    if summary:
+        toc.append(("summary", "Summary plot"))
+    row_plots = row_plots_section(explanations, plot_files, link_base=link_base, max_plots=max_plots)
+    if row_plots:
+        toc.append(("row-plots", "Plots per row"))
+    toc.append(("top-features", "Top features"))
+    return html_page(
+        f"Explanations of {model_name} on {data_name}",
+        [
+            tag("div", *stats, class_="stats"),
+            warnings_section(warnings),
+            metadata_section(document),
+            quality_section(explanations),
+            summary,
+            row_plots,
+            top_features_section(explanations, top=top),
+        ],
+        subtitle=subtitle,
+        toc=toc,
+        footer=f"Made by {tool.get('name', 'xai-cli')} {tool.get('version', '')}; schema version "
+        f"{document.get('schema_version', '?')}. This page fetches nothing from the network.",
+    )
