@@ -501,6 +501,43 @@ def test_outputs_follow_the_contract(xai, tmp_path, pipeline_classifier, mixed_d
     assert "data:image/png;base64," in report and "person-5" in report
 
 
+def test_document_validates_against_the_shipped_schema_with_quality_receipts(xai, tmp_path, pipeline_classifier, mixed_data):
+    import importlib.resources
+
+    import jsonschema
+
+    result = xai(["explain", pipeline_classifier, mixed_data["rows"], "--background", mixed_data["train"], "--method", "all",
+                  "--nsamples", "16", "--lime-samples", "300", "--id-col", "name", "--out", tmp_path, "--json", "--max-plots", "0"])
+    assert result.code == 0, result.stderr
+    document = result.json()
+    schema = json.loads(importlib.resources.files("xai_cli").joinpath("schemas/attributions.schema.json").read_text())
+    jsonschema.validate(document, schema)
+    for explanation in document["explanations"]:
+        deletion = explanation["quality"]["deletion"]
+        assert set(deletion) == {"top_1", "random_1", "top_3", "random_3", "faithful"}
+        (agreement,) = explanation["quality"]["agreement"]
+        assert agreement["with"] == ({"kernel_shap", "lime"} - {explanation["method"]}).pop()
+    sampled = [e for e in document["explanations"] if e["method"] == "kernel_shap"]
+    assert all(e["quality"]["exact"] is False and e["quality"]["max_std_error"] >= 0 for e in sampled)
+
+
+def test_deletion_check_prefers_the_attributed_feature(xai, tmp_path, workdir, numeric_data):
+    from sklearn.linear_model import LinearRegression
+
+    train = pd.read_csv(numeric_data["train"])
+    model = LinearRegression().fit(train[NUMERIC_FEATURES], train["value"])
+    model.coef_[:] = [5.0, 0.0, 0.0, 0.0, 0.0]  # only "a" matters
+    path = workdir / "only_a.pkl"
+    joblib.dump(model, path)
+    result = xai(["explain", path, numeric_data["train"], "--target", "value", "--out", tmp_path, "--json", "--max-plots", "0"])
+    assert result.code == 0, result.stderr
+    for explanation in result.json()["explanations"][:30]:
+        deletion = explanation["quality"]["deletion"]
+        assert explanation["attributions"][0]["feature"] == "a"
+        assert deletion["faithful"] is True
+        assert deletion["top_1"] >= deletion["random_1"]
+
+
 def test_jsonl_prints_one_explanation_per_line(xai, tmp_path, pipeline_classifier, mixed_data):
     result = xai(
         [

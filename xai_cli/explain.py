@@ -166,10 +166,7 @@ def quality_warnings(explanation: Explanation) -> list[str]:
     for entry in quality.get("agreement", []):
         if entry["disagree"] and explanation.method < entry["with"]:
             rho = "n/a" if entry["spearman"] is None else f"{entry['spearman']:.2f}"
-            found.append(
-                f"{where}: disagrees with {entry['with']} (top feature {explanation.attributions[0].feature} vs "
-                f"{entry['top_feature_of_other']}, Spearman {rho})"
-            )
+            found.append(f"{where}: disagrees with {entry['with']}: {'; '.join(entry['reasons'])} (Spearman {rho})")
     replaced = quality.get("missing_replaced_by_median")
     if replaced:
         found.append(f"{where}: LIME saw the background median for missing {', '.join(replaced)}")

@@ -88,15 +88,18 @@ def add_method_agreement(explanations: list[Explanation]) -> None:
             b = np.array([_by_feature(second)[f] for f in features])
             rho = float(spearmanr(a, b).statistic) if np.ptp(a) > 0 and np.ptp(b) > 0 else None
             top3 = len(set(_top(first, 3)) & set(_top(second, 3))) / min(3, len(features))
-            disagree = _top(first, 1) != _top(second, 1) or _opposite_signs(a, b)
+            reasons = []
+            if _top(first, 1) != _top(second, 1):
+                reasons.append(f"top feature {_top(first, 1)[0]} vs {_top(second, 1)[0]}")
+            reasons.extend(f"opposite signs on {features[i]}" for i in _opposite_signs(a, b))
             for this, other in ((first, second), (second, first)):
                 this.quality.setdefault("agreement", []).append(
                     {
                         "with": other.method,
                         "spearman": rho,
                         "top3_overlap": top3,
-                        "top_feature_of_other": _top(other, 1)[0],
-                        "disagree": bool(disagree),
+                        "disagree": bool(reasons),
+                        "reasons": reasons,
                     }
                 )
 
@@ -109,7 +112,7 @@ def _top(explanation: Explanation, k: int) -> list[str]:
     return [a.feature for a in explanation.attributions[:k]]
 
 
-def _opposite_signs(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether a feature important to both methods pushes the prediction in opposite directions."""
+def _opposite_signs(a: np.ndarray, b: np.ndarray) -> list[int]:
+    """Features important to both methods that they push in opposite directions."""
     important = (np.abs(a) >= SIGN_CHECK_SHARE * np.abs(a).max()) & (np.abs(b) >= SIGN_CHECK_SHARE * np.abs(b).max())
-    return bool(np.any(important & (np.sign(a) * np.sign(b) < 0)))
+    return [int(i) for i in np.flatnonzero(important & (np.sign(a) * np.sign(b) < 0))]

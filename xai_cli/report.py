@@ -265,7 +265,12 @@ def quality_section(explanations: Sequence[Mapping[str, Any]], *, title: str = "
     for (method, label), members in groups.items():
         values: dict[str, list[Any]] = {}
         for explanation in members:
-            for key, value in flatten(explanation.get("quality") or {}):
+            quality = dict(explanation.get("quality") or {})
+            for entry in quality.pop("agreement", None) or []:
+                values.setdefault(f"agreement.{entry.get('with')}.spearman", []).append(entry.get("spearman"))
+                values.setdefault(f"agreement.{entry.get('with')}.top3_overlap", []).append(entry.get("top3_overlap"))
+                values.setdefault(f"agreement.{entry.get('with')}.disagree", []).append(bool(entry.get("disagree")))
+            for key, value in flatten(quality):
                 values.setdefault(key, []).append(value)
         group = method_name(str(method)) + (f" · class {label}" if with_class and label is not None else "")
         if not values:

@@ -21,21 +21,19 @@ def print_explanations(document: ExplanationDocument, out_dir: Path) -> None:
 
     console = Console()
     space = document.model.get("output")
-    table = Table(title=f"Top features ({space})", title_justify="left", expand=False)
-    table.add_column("row", overflow="fold")
-    table.add_column("method")
-    table.add_column("class", overflow="fold")
-    table.add_column("pred", justify="right")
-    table.add_column("base", justify="right")
-    table.add_column("top features", overflow="fold")
-    table.add_column("quality")
+    table = Table(title=f"Top features per row ({space})", title_justify="left", expand=True)
+    table.add_column("row", overflow="ellipsis", max_width=16, no_wrap=True)
+    table.add_column("method", no_wrap=True)
+    table.add_column("class", overflow="ellipsis", max_width=10, no_wrap=True)
+    table.add_column("pred", justify="right", no_wrap=True)
+    table.add_column("top features", overflow="ellipsis", no_wrap=True, ratio=1, min_width=26)
+    table.add_column("quality", no_wrap=True)
     for explanation in document.explanations[:MAX_TABLE_ROWS]:
         table.add_row(
             explanation.id,
-            explanation.method,
+            explanation.method.removesuffix("_shap"),
             "" if explanation.class_label is None else explanation.class_label,
-            f"{explanation.prediction:.4g}",
-            f"{explanation.base_value:.4g}",
+            f"{explanation.prediction:.3g}",
             _top_features(explanation),
             _quality(explanation),
         )
@@ -52,15 +50,15 @@ def _top_features(explanation: Explanation) -> str:
     parts = []
     for attribution in explanation.attributions[:TOP_FEATURES]:
         value = "missing" if attribution.value is None else attribution.value
-        label = attribution.rule or f"{attribution.feature}={value}"
-        parts.append(f"{label} {attribution.attribution:+.3g}")
+        label = f"{attribution.feature}={value}"
+        parts.append(f"{attribution.attribution:+.3f} {label}")
     return "\n".join(parts)
 
 
 def _quality(explanation: Explanation) -> str:
     quality = explanation.quality
     if "r2" in quality:
-        return f"R² {quality['r2']:.2f}"
+        return f"R² {quality['r2']:.2f}" if quality["r2"] >= 0.5 else f"[yellow]R² {quality['r2']:.2f}[/yellow]"
     if quality.get("exact"):
         return "exact"
     if "max_std_error" in quality:
