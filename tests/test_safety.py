@@ -1,0 +1,665 @@
+"""The safety scan: hostile model files are refused twice (by the scan and by the loader's own
+find_class) and never run; benign scikit-learn, xgboost and lightgbm models all load.
+
+Every hostile payload, if it ran, would create a marker file in the test's tmp_path; each test checks
+that the marker never appears.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import dataclasses
+import gzip
+import importlib
+import io
+import lzma
+import os
+import pickle
+import shlex
+import struct
+import subprocess
+import sys
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from xai_cli import safety
+from xai_cli.errors import BadInput, UnsafeModel
+
+# --------------------------------------------------------------------------------------------------
+# Writing files the way users (and attackers) do
+
+
+def _joblib_bytes(obj: object, compress: object = 0, protocol: int | None = None) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer, compress=compress, protocol=protocol)
+    return buffer.getvalue()
+
+
+# name -> (writer, loader container the file gets when the scan is bypassed)
+CONTAINERS: dict[str, tuple[Callable[[object], bytes], str]] = {
+    **{f"pickle-p{protocol}": (lambda obj, p=protocol: pickle.dumps(obj, protocol=p), "pickle")
+       for protocol in range(6)},
+    "joblib": (_joblib_bytes, "joblib"),
+    "joblib-p0": (lambda obj: _joblib_bytes(obj, protocol=0), "joblib"),
+    "joblib-p2": (lambda obj: _joblib_bytes(obj, protocol=2), "joblib"),
+    **{f"joblib+{method}": (lambda obj, m=method: _joblib_bytes(obj, compress=(m, 3)), f"joblib+{method}")
+       for method in ("zlib", "gzip", "lzma", "xz", "bz2")},
+}
+
+# Hand-made pickle bytes are wrapped the way joblib compresses a stream.
+COMPRESSIONS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "raw": (lambda data: data, "joblib"),
+    "zlib": (zlib.compress, "joblib+zlib"),
+    "gzip": (gzip.compress, "joblib+gzip"),
+    "bz2": (bz2.compress, "joblib+bz2"),
+    "lzma": (lambda data: lzma.compress(data, format=lzma.FORMAT_ALONE), "joblib+lzma"),
+    "xz": (lambda data: lzma.compress(data, format=lzma.FORMAT_XZ), "joblib+xz"),
+}
+
+# --------------------------------------------------------------------------------------------------
+# Hostile corpus
+
+
+class _Call:
+    """Pickles as ``func(*args)``: what an attacker's ``__reduce__`` writes."""
+
+    def __init__(self, func: object, *args: object):
+        self.func, self.args = func, args
+
+    def __call__(self, *args: object) -> None:
+        """Never called: being callable lets pickle write it as the function of another call."""
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _touch_command(marker: Path) -> str:
+    return f"touch {shlex.quote(str(marker))}"
+
+
+def _create_file_code(marker: Path) -> str:
+    return f"open({str(marker)!r}, 'w').close()"
+
+
+def _write_inner_pickle(marker: Path) -> Path:
+    inner = marker.parent / "inner.pkl"
+    inner.write_bytes(pickle.dumps(_Call(os.system, _touch_command(marker))))
+    return inner
+
+
+def _hostile_inner_npy(marker: Path) -> Path:
+    inner = marker.parent / "inner.npy"
+    np.save(inner, np.array([_Call(os.system, _touch_command(marker))], dtype=object), allow_pickle=True)
+    return inner
+
+
+def _hostile_inner_joblib(marker: Path) -> Path:
+    inner = marker.parent / "inner.joblib"
+    joblib.dump(_Call(os.system, _touch_command(marker)), inner)
+    return inner
+
+
+# kind -> (payload built from the marker path, refused names of which one must be reported)
+HOSTILE_OBJECTS: dict[str, tuple[Callable[[Path], object], tuple[str, ...]]] = {
+    "os-system": (lambda marker: _Call(os.system, _touch_command(marker)), ("posix.system", "nt.system")),
+    "subprocess-popen": (lambda marker: _Call(subprocess.Popen, ["touch", str(marker)]),
+                         ("subprocess.Popen", "commands.Popen")),  # protocols 0-2 spell it commands
+    "builtins-exec": (lambda marker: _Call(exec, _create_file_code(marker)),
+                      ("builtins.exec", "__builtin__.exec")),
+    "builtins-eval": (lambda marker: _Call(eval, _create_file_code(marker)),
+                      ("builtins.eval", "__builtin__.eval")),
+    # getattr(numpy.ndarray, "tofile")(array, marker): only numpy, plus getattr, writes a file.
+    "getattr-on-allowed-class": (
+        lambda marker: _Call(_Call(getattr, np.ndarray, "tofile"), np.arange(3.0), str(marker)),
+        ("builtins.getattr", "__builtin__.getattr")),
+    "nested-pickle-loads": (lambda marker: _Call(pickle.loads, pickle.dumps(
+        _Call(os.system, _touch_command(marker)))), ("_pickle.loads", "pickle.loads")),
+    "nested-pandas-read-pickle": (lambda marker: _Call(pd.read_pickle, str(_write_inner_pickle(marker))),
+                                  ("pandas.read_pickle",)),
+    "nested-numpy-load": (lambda marker: _Call(np.load, str(_hostile_inner_npy(marker)), None, True),
+                          ("numpy.load",)),
+    "nested-joblib-load": (lambda marker: _Call(joblib.load, str(_hostile_inner_joblib(marker))),
+                           ("joblib.numpy_pickle.load",)),
+    # A scanner that stops at the first numpy array of a joblib file never sees this one.
+    "after-a-numpy-array": (lambda marker: {"coef": np.arange(5000.0), "evil": _Call(
+        os.system, _touch_command(marker))}, ("posix.system", "nt.system")),
+    # joblib writes an object array as a nested pickle after the wrapper.
+    "inside-an-object-array": (lambda marker: {"coef": np.arange(10.0), "names": np.array(
+        ["a", _Call(os.system, _touch_command(marker))], dtype=object)}, ("posix.system", "nt.system")),
+}
+
+
+def _short_unicode(text: str) -> bytes:
+    data = text.encode()
+    return b"\x8c" + bytes([len(data)]) + data
+
+
+def _global(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _call_with_command(marker: Path) -> bytes:
+    """Opcodes that call the callable on top of the stack with the touch command: (cmd,) REDUCE."""
+    return _short_unicode(_touch_command(marker)) + b"\x85R"
+
+
+def _dotted_stack_global(marker: Path) -> bytes:
+    # Protocol 4 resolves dotted names: "sklearn" + "os.system" is os.system.
+    return b"\x80\x04" + _short_unicode("sklearn") + _short_unicode("os.system") + b"\x93" \
+        + _call_with_command(marker) + b"."
+
+
+def _dotted_global(marker: Path) -> bytes:
+    return b"\x80\x04" + _global("numpy", "lib._npyio_impl.os.system") + _call_with_command(marker) + b"."
+
+
+def _stack_global_from_memo(marker: Path) -> bytes:
+    # Module and name pushed, memoized, dropped, then fetched back with BINGET.
+    return (b"\x80\x04" + _short_unicode(os.system.__module__) + b"\x94" + _short_unicode("system") + b"\x94"
+            + b"00" + b"h\x00h\x01\x93" + _call_with_command(marker) + b".")
+
+
+def _stack_global_from_binput(marker: Path) -> bytes:
+    return (b"\x80\x02" + _short_unicode(os.system.__module__) + b"q\x07" + _short_unicode("system")
+            + b"r\x00\x01\x00\x00" + b"00" + b"h\x07j\x00\x01\x00\x00\x93"
+            + _call_with_command(marker) + b".")
+
+
+def _stack_global_from_a_call(marker: Path) -> bytes:
+    # The module name is the result of builtins.str("posix"): unknowable without running the file.
+    return (b"\x80\x04" + _global("builtins", "str") + _short_unicode(os.system.__module__) + b"\x85R"
+            + _short_unicode("system") + b"\x93" + _call_with_command(marker) + b".")
+
+
+def _inst_opcode(marker: Path) -> bytes:
+    return b"(V" + _touch_command(marker).encode() + b"\nios\nsystem\n."
+
+
+def _obj_opcode(marker: Path) -> bytes:
+    return b"(" + _global("os", "system") + b"V" + _touch_command(marker).encode() + b"\no."
+
+
+def _python2_builtin_eval(marker: Path) -> bytes:
+    return _global("__builtin__", "eval") + b"(V" + _create_file_code(marker).encode() + b"\ntR."
+
+
+def _array_wrapper_state(length: int) -> bytes:
+    """Opcodes that push a NumpyArrayWrapper state for ``length`` uint8 values (explicit memo slots)."""
+    state = {"subclass": np.ndarray, "shape": (length,), "order": "C", "dtype": np.dtype("u1"),
+             "allow_mmap": False, "numpy_array_alignment_bytes": 16}
+    opcodes = pickle.dumps(state, protocol=2)
+    return opcodes[2:-1]  # without PROTO and STOP
+
+
+def _build_inside_a_frame(marker: Path) -> bytes:
+    """A wrapper BUILT in the middle of a frame, with a payload after it in the same frame.
+
+    joblib reads the array bytes from the file, after the frame, and then runs the rest of the frame;
+    a scanner that skips the array bytes right after BUILD skips the payload instead.
+    """
+    frame = (_global("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81" + _array_wrapper_state(8)
+             + b"b0" + _global(os.system.__module__, "system") + _call_with_command(marker) + b".")
+    return b"\x80\x04\x95" + struct.pack("<Q", len(frame)) + frame + b"\x00" + bytes(8)
+
+
+def _wrapper_through_a_call(marker: Path) -> bytes:
+    """numpy.take([NumpyArrayWrapper], 0) hands joblib a wrapper the scan could not recognise."""
+    wrapper_class = _global("joblib.numpy_pickle", "NumpyArrayWrapper")
+    return (b"\x80\x02" + _global("numpy", "take") + b"]" + wrapper_class + b"aK\x00\x86R" + b")\x81"
+            + _array_wrapper_state(8) + b"b" + b"\x00" + bytes(8) + b"0"
+            + _global(os.system.__module__, "system") + _call_with_command(marker) + b".")
+
+
+# kind -> (bytes built from the marker path, names of which one must be reported, or () when the scan
+# can only say it cannot follow the file)
+HANDMADE: dict[str, tuple[Callable[[Path], bytes], tuple[str, ...]]] = {
+    "dotted-stack-global": (_dotted_stack_global, ("sklearn.os.system",)),
+    "dotted-global": (_dotted_global, ("numpy.lib._npyio_impl.os.system",)),
+    "stack-global-from-memo": (_stack_global_from_memo, ("posix.system", "nt.system")),
+    "stack-global-from-binput": (_stack_global_from_binput, ("posix.system", "nt.system")),
+    "stack-global-from-a-call": (_stack_global_from_a_call, ()),
+    "inst-opcode": (_inst_opcode, ("os.system",)),
+    "obj-opcode": (_obj_opcode, ("os.system",)),
+    "python2-builtin-eval": (_python2_builtin_eval, ("__builtin__.eval",)),
+    "build-inside-a-frame": (_build_inside_a_frame, ("posix.system", "nt.system")),
+    "wrapper-through-a-call": (_wrapper_through_a_call, ()),
+}
+
+
+def _assert_refused_twice(path: Path, expected: tuple[str, ...], loader_container: str, marker: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    verdict = safety.scan_model_file(path)
+    assert not verdict.safe
+    if expected:
+        assert set(expected) & set(verdict.refused), verdict
+    else:
+        assert verdict.problem, verdict
+
+    with pytest.raises(UnsafeModel) as refusal:
+        safety.load_model_file(path)
+    assert refusal.value.exit_code == 3
+    assert refusal.value.refused == verdict.refused
+    assert refusal.value.message.startswith(f"refused to load {path}: ")
+    assert all(name in refusal.value.message for name in verdict.refused)
+    assert "--trust" in refusal.value.hint and "--allow MODULE" in refusal.value.hint
+
+    # The second line of defence on its own: a scan that (wrongly) says safe.
+    scan = safety._scan_opened_file
+
+    def scan_that_says_safe(*args: object) -> safety.ScanVerdict:
+        verdict = scan(*args)
+        return dataclasses.replace(verdict, safe=True, refused=[], problem=None, container=loader_container)
+
+    monkeypatch.setattr(safety, "_scan_opened_file", scan_that_says_safe)
+    with pytest.raises(UnsafeModel) as late_refusal:
+        safety.load_model_file(path)
+    assert late_refusal.value.refused
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+@pytest.mark.parametrize("kind", HOSTILE_OBJECTS)
+def test_hostile_object_is_refused_by_scan_and_loader(kind: str, container: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "marker"
+    make_payload, expected = HOSTILE_OBJECTS[kind]
+    write, loader_container = CONTAINERS[container]
+    path = tmp_path / "model.pkl"
+    path.write_bytes(write(make_payload(marker)))
+    _assert_refused_twice(path, expected, loader_container, marker, monkeypatch)
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+@pytest.mark.parametrize("kind", HANDMADE)
+def test_handmade_hostile_pickle_is_refused_by_scan_and_loader(kind: str, compression: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "marker"
+    make_bytes, expected = HANDMADE[kind]
+    compress, loader_container = COMPRESSIONS[compression]
+    path = tmp_path / "model.pkl"
+    path.write_bytes(compress(make_bytes(marker)))
+    _assert_refused_twice(path, expected, loader_container, marker, monkeypatch)
+
+
+def _load_trusted_and_wait(path: Path) -> None:
+    with contextlib.suppress(BadInput):
+        loaded = safety.load_model_file(path, trust=True)
+        if isinstance(loaded, subprocess.Popen):
+            loaded.wait()
+
+
+@pytest.mark.parametrize("kind", HOSTILE_OBJECTS)
+def test_control_hostile_object_runs_when_loaded_without_the_scan(kind: str, tmp_path: Path) -> None:
+    """Control for the tests above: each payload is real, and creates its marker once trusted."""
+    marker = tmp_path / "marker"
+    path = tmp_path / "model.joblib"
+    path.write_bytes(_joblib_bytes(HOSTILE_OBJECTS[kind][0](marker)))
+    _load_trusted_and_wait(path)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("kind", HANDMADE)
+def test_control_handmade_pickle_runs_when_loaded_without_the_scan(kind: str, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    path = tmp_path / "model.pkl"
+    path.write_bytes(HANDMADE[kind][0](marker))
+    _load_trusted_and_wait(path)
+    assert marker.exists()
+
+
+def test_payload_in_the_frame_after_a_wrapper_is_named_not_skipped(tmp_path: Path) -> None:
+    """Framing is followed like pickle's unframer: the payload is read as opcodes and named."""
+    path = tmp_path / "model.joblib"
+    path.write_bytes(_build_inside_a_frame(tmp_path / "marker"))
+    verdict = safety.scan_model_file(path)
+    assert verdict.refused == [f"{os.system.__module__}.system"]
+    assert verdict.problem is None and verdict.container == "joblib"
+
+
+def test_allow_does_not_reallow_denied_names(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    for payload in (_Call(os.system, _touch_command(marker)), _Call(exec, _create_file_code(marker)),
+                    _Call(subprocess.Popen, ["touch", str(marker)])):
+        path = tmp_path / "model.pkl"
+        path.write_bytes(pickle.dumps(payload))
+        allow = ("posix", "nt", "builtins", "subprocess")
+        assert not safety.scan_model_file(path, allow=allow).safe
+        with pytest.raises(UnsafeModel):
+            safety.load_model_file(path, allow=allow)
+    assert not marker.exists()
+
+
+REFUSED_GLOBALS = [
+    ("posix", "system"), ("os", "system"), ("subprocess", "Popen"), ("pickle", "loads"),
+    ("functools", "partial"), ("zoneinfo", "ZoneInfo"),
+    ("builtins", "eval"), ("builtins", "exec"), ("builtins", "compile"), ("builtins", "getattr"),
+    ("builtins", "setattr"), ("builtins", "delattr"), ("builtins", "__import__"), ("builtins", "open"),
+    ("builtins", "input"), ("builtins", "breakpoint"), ("builtins", "globals"), ("builtins", "locals"),
+    ("builtins", "vars"), ("builtins", "dir"), ("builtins", "type"), ("__builtin__", "eval"),
+    ("pandas", "read_pickle"), ("pandas", "read_csv"), ("pandas.io.pickle", "read_pickle"),
+    ("pandas", "eval"), ("pandas.core.computation.eval", "evaluate"), ("pandas", "HDFStore"),
+    ("numpy", "load"), ("numpy", "loadtxt"), ("numpy", "fromfile"), ("numpy", "memmap"),
+    ("numpy", "DataSource"), ("numpy.lib.npyio", "NpzFile"), ("numpy.lib._npyio_impl", "BagObj"),
+    ("numpy.ctypeslib", "as_array"), ("numpy.testing", "assert_equal"), ("numpy.f2py", "run_main"),
+    ("joblib", "load"), ("joblib.numpy_pickle", "load"), ("joblib.numpy_pickle_compat", "NDArrayWrapper"),
+    ("joblib", "Parallel"), ("scipy.io", "loadmat"), ("scipy.io.matlab", "savemat"),
+    ("sklearn.utils._testing", "TempMemmap"), ("sklearn.datasets", "fetch_openml"),
+    ("xgboost.core", "_LIB"), ("lightgbm.basic", "_LIB"),
+    ("sklearn", "os.system"), ("numpy", "testing.os"), ("sklearn", "__builtins__"), ("numpy", "__getattr__"),
+    ("sklearn.base", "os"), ("sklearn.utils", "sys"),
+]
+ALLOWED_GLOBALS = [
+    ("sklearn.pipeline", "Pipeline"), ("sklearn.tree._tree", "Tree"), ("numpy", "dtype"), ("numpy", "log1p"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy.random._pickle", "__randomstate_ctor"),
+    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+    ("pandas._libs.internals", "_unpickle_block"), ("pandas", "DataFrame"), ("scipy.sparse", "csr_matrix"),
+    ("xgboost.core", "Booster"), ("xgboost.callback", "EvaluationMonitor"), ("lightgbm.basic", "Booster"),
+    ("catboost.core", "CatBoostClassifier"), ("__builtin__", "set"), ("builtins", "slice"),
+    ("copy_reg", "_reconstructor"), ("_codecs", "encode"), ("collections", "OrderedDict"),
+    ("datetime", "datetime"),
+]
+
+
+def _global_ids(pairs: list[tuple[str, str]]) -> list[str]:
+    return [f"{module}.{name}" for module, name in pairs]
+
+
+def _pickle_of_global(module: str, name: str) -> bytes:
+    return _global(module, name) + b"."
+
+
+@pytest.mark.parametrize(("module", "name"), REFUSED_GLOBALS, ids=_global_ids(REFUSED_GLOBALS))
+def test_global_outside_the_allowlist_or_on_the_deny_list_is_refused(module: str, name: str,
+                                                                      tmp_path: Path) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(_pickle_of_global(module, name))
+    assert safety.scan_model_file(path).refused == [f"{module}.{name}"]
+
+
+@pytest.mark.parametrize(("module", "name"), ALLOWED_GLOBALS, ids=_global_ids(ALLOWED_GLOBALS))
+def test_global_that_models_need_is_allowed(module: str, name: str, tmp_path: Path) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(_pickle_of_global(module, name))
+    verdict = safety.scan_model_file(path)
+    assert verdict.safe and verdict.imports == [f"{module}.{name}"]
+
+
+@pytest.mark.parametrize("name", ["reduce", "signature"])
+def test_loader_refuses_a_stdlib_function_reexported_by_an_allowed_module(name: str,
+                                                                          tmp_path: Path) -> None:
+    """sklearn.utils.validation.reduce is functools.reduce: only the loader sees what a name is bound to."""
+    path = tmp_path / "model.pkl"
+    path.write_bytes(_pickle_of_global("sklearn.utils.validation", name))
+    assert safety.scan_model_file(path).safe  # a static scan cannot know; documented
+    with pytest.raises(UnsafeModel, match=f"sklearn.utils.validation.{name}"):
+        safety.load_model_file(path)
+
+
+def test_loader_refuses_a_module_object(tmp_path: Path) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(_pickle_of_global("sklearn.base", "copy"))  # the copy module, imported by sklearn.base
+    with pytest.raises(UnsafeModel, match="sklearn.base.copy"):
+        safety.load_model_file(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Benign corpus
+
+
+@pytest.fixture(scope="module")
+def training_data() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = 60
+    frame = pd.DataFrame({
+        "age": rng.normal(40, 10, rows),
+        "income": rng.normal(50, 5, rows),
+        "color": rng.choice(["red", "green", "blue"], rows).astype(object),
+    })
+    frame.loc[[3, 17], "age"] = np.nan
+    frame.loc[[5, 40], "color"] = None
+    frame["label"] = (frame["income"] > 50).astype(int)
+    return frame
+
+
+def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[["age", "income"]].fillna(0.0)
+
+
+@pytest.fixture(scope="module")
+def benign_models(training_data: pd.DataFrame) -> dict[str, tuple[object, pd.DataFrame]]:
+    """Small trained models, each with the frame it predicts on."""
+    import lightgbm
+    import xgboost
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import (
+        GradientBoostingRegressor,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    frame = training_data
+    label, income, numeric = frame["label"], frame["income"], _numeric(frame)
+    preprocess = ColumnTransformer([
+        ("numbers", make_pipeline(SimpleImputer(), StandardScaler()), ["age", "income"]),
+        ("categories", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                                     OneHotEncoder(handle_unknown="ignore")), ["color"]),
+    ])
+    features = frame[["age", "income", "color"]]
+    positive = numeric.abs()
+    return {
+        "pipeline-logistic": (Pipeline([("preprocess", preprocess), ("model", LogisticRegression())])
+                              .fit(features, label), features),
+        "random-forest": (RandomForestClassifier(n_estimators=5, random_state=0).fit(numeric, label),
+                          numeric),
+        "gradient-boosting": (GradientBoostingRegressor(n_estimators=5, random_state=0).fit(numeric, income),
+                              numeric),
+        "hist-gradient-boosting": (HistGradientBoostingClassifier(max_iter=5, random_state=0)
+                                   .fit(frame[["age", "income"]], label), frame[["age", "income"]]),
+        "linear-regression": (LinearRegression().fit(numeric, income), numeric),
+        "decision-tree": (DecisionTreeClassifier(random_state=0).fit(numeric, label), numeric),
+        "function-transformer": (make_pipeline(FunctionTransformer(np.log1p), LinearRegression())
+                                 .fit(positive, income), positive),
+        "xgboost": (xgboost.XGBClassifier(n_estimators=5, max_depth=2).fit(frame[["age", "income"]], label),
+                    frame[["age", "income"]]),
+        "lightgbm": (lightgbm.LGBMClassifier(n_estimators=5, min_child_samples=5, verbose=-1)
+                     .fit(frame[["age", "income"]], label), frame[["age", "income"]]),
+    }
+
+
+def _skops_bytes(model: object) -> bytes:
+    import skops.io
+
+    return skops.io.dumps(model)
+
+
+BENIGN_WRITERS: dict[str, Callable[[object], bytes]] = {
+    **{name: write for name, (write, _) in CONTAINERS.items()},
+    "skops": _skops_bytes,
+}
+BENIGN_MODEL_NAMES = ("pipeline-logistic", "random-forest", "gradient-boosting", "hist-gradient-boosting",
+                      "linear-regression", "decision-tree", "function-transformer", "xgboost", "lightgbm")
+
+
+@pytest.mark.parametrize("writer", BENIGN_WRITERS)
+@pytest.mark.parametrize("model_name", BENIGN_MODEL_NAMES)
+def test_benign_model_loads_and_predicts_the_same(model_name: str, writer: str, tmp_path: Path,
+                                                  benign_models: dict) -> None:
+    model, rows = benign_models[model_name]
+    path = tmp_path / "model.bin"
+    path.write_bytes(BENIGN_WRITERS[writer](model))
+
+    verdict = safety.scan_model_file(path)
+    assert verdict.safe, verdict
+    assert verdict.refused == [] and verdict.problem is None
+    expected_containers = {"skops"} if writer == "skops" else {CONTAINERS[writer][1]}
+    if expected_containers == {"joblib"}:
+        expected_containers.add("pickle")  # a joblib file without numpy arrays is a plain pickle
+    assert verdict.container in expected_containers
+
+    loaded = safety.load_model_file(path)
+    np.testing.assert_array_equal(loaded.predict(rows), model.predict(rows))
+    if hasattr(model, "predict_proba"):
+        np.testing.assert_allclose(loaded.predict_proba(rows), model.predict_proba(rows))
+
+
+def test_joblib_object_array_imports_are_listed(tmp_path: Path) -> None:
+    """The nested pickle of an object array (feature names) is scanned, not skipped."""
+    path = tmp_path / "model.joblib"
+    joblib.dump({"names": np.array(["age", None], dtype=object)}, path)
+    verdict = safety.scan_model_file(path)
+    assert verdict.safe and verdict.container == "joblib"
+    assert "numpy._core.multiarray._reconstruct" in verdict.imports
+
+
+# --------------------------------------------------------------------------------------------------
+# --allow for a user's own module
+
+USER_MODULE = '''
+from sklearn.base import BaseEstimator, TransformerMixin
+
+
+class AddOne(TransformerMixin, BaseEstimator):
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X + 1
+'''
+
+
+@pytest.mark.parametrize("writer", ["pickle-p4", "joblib", "joblib+gzip"])
+def test_allow_lets_a_users_own_class_load(writer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           training_data: pd.DataFrame) -> None:
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+
+    (tmp_path / "xai_test_user_steps.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "xai_test_user_steps", raising=False)
+    user_steps = importlib.import_module("xai_test_user_steps")
+    rows = _numeric(training_data)
+    model = make_pipeline(user_steps.AddOne(), LinearRegression()).fit(rows, training_data["income"])
+    path = tmp_path / "model.bin"
+    path.write_bytes(CONTAINERS[writer][0](model))
+
+    verdict = safety.scan_model_file(path)
+    assert verdict.refused == ["xai_test_user_steps.AddOne"]
+    with pytest.raises(UnsafeModel, match="xai_test_user_steps.AddOne"):
+        safety.load_model_file(path)
+
+    assert safety.scan_model_file(path, allow=("xai_test_user_steps",)).safe
+    loaded = safety.load_model_file(path, allow=("xai_test_user_steps",))
+    np.testing.assert_array_equal(loaded.predict(rows), model.predict(rows))
+
+
+def test_allow_rejects_something_that_is_not_a_module_name(tmp_path: Path) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(BadInput, match="--allow"):
+        safety.scan_model_file(path, allow=("not a module",))
+
+
+def test_trust_skips_the_scan(tmp_path: Path) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(_Call(dict, {"trusted": True})))
+    assert safety.load_model_file(path, trust=True) == {"trusted": True}
+
+
+# --------------------------------------------------------------------------------------------------
+# Files that are not models, or not whole
+
+
+def _zip_without_schema() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("data.csv", "a,b\n1,2\n")
+    return buffer.getvalue()
+
+
+NOT_A_MODEL: dict[str, bytes] = {
+    "empty": b"",
+    "text": b"this is not a model\n" * 50,
+    "csv": b"age,income,color\n42,50.5,red\n",
+    "random-bytes": np.random.default_rng(0).bytes(4096),
+    "png-header": b"\x89PNG\r\n\x1a\n" + bytes(64),
+    "zip-without-skops-schema": _zip_without_schema(),
+    "gzip-of-text": gzip.compress(b"hello, world\n" * 20),
+    "zlib-magic-then-garbage": b"x" + b"not zlib data" * 10,
+    "bz2-magic-then-garbage": b"BZh9" + b"nonsense" * 10,
+}
+
+
+@pytest.mark.parametrize("content", NOT_A_MODEL)
+def test_not_a_model_file_is_bad_input(content: str, tmp_path: Path) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(NOT_A_MODEL[content])
+    with pytest.raises(BadInput, match="not a model file|is empty"):
+        safety.scan_model_file(path)
+    with pytest.raises(BadInput) as error:
+        safety.load_model_file(path)
+    assert error.value.exit_code == 2
+
+
+def test_directory_and_missing_file_are_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="directory"):
+        safety.scan_model_file(tmp_path)
+    with pytest.raises(BadInput, match="not found"):
+        safety.load_model_file(tmp_path / "missing.pkl")
+    with pytest.raises(BadInput, match="not found"):
+        safety.load_model_file(tmp_path / "missing.pkl", trust=True)
+
+
+@pytest.mark.parametrize("writer", ["pickle-p2", "pickle-p5", "joblib", "joblib+gzip", "joblib+xz"])
+def test_truncated_file_is_refused_with_a_problem(writer: str, tmp_path: Path, benign_models: dict) -> None:
+    model, _ = benign_models["random-forest"]
+    data = CONTAINERS[writer][0](model)
+    path = tmp_path / "model.pkl"
+    path.write_bytes(data[: len(data) // 2])
+    verdict = safety.scan_model_file(path)
+    assert not verdict.safe and verdict.refused == []
+    assert "truncated" in verdict.problem or "ends early" in verdict.problem
+    with pytest.raises(UnsafeModel, match="could not read it to the end"):
+        safety.load_model_file(path)
+
+
+def test_joblib_before_0_10_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(b"ZF0x12            " + zlib.compress(pickle.dumps([1])))
+    verdict = safety.scan_model_file(path)
+    assert not verdict.safe and "joblib older than 0.10" in verdict.problem
+
+
+@pytest.mark.parametrize("writer", ["pickle-p0", "pickle-p4", "joblib", "joblib-p0", "joblib+zlib"])
+def test_damaged_files_raise_only_bad_input_or_unsafe_model(writer: str, tmp_path: Path,
+                                                           benign_models: dict) -> None:
+    """Flip bytes and cut files at random places: never a traceback, never another exception type."""
+    model, _ = benign_models["decision-tree"]
+    data = CONTAINERS[writer][0](model)
+    rng = np.random.default_rng(1)
+    path = tmp_path / "model.pkl"
+    for _ in range(40):
+        damaged = bytearray(data)
+        for position in rng.integers(0, len(damaged), size=3):
+            damaged[position] = rng.integers(0, 256)
+        if rng.random() < 0.3:
+            damaged = damaged[: rng.integers(1, len(damaged))]
+        path.write_bytes(bytes(damaged))
+        try:
+            safety.scan_model_file(path)
+            safety.load_model_file(path)
+        except (BadInput, UnsafeModel):
+            pass
