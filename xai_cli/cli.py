@@ -14,6 +14,8 @@ import typer
 
 from xai_cli import __version__
 from xai_cli.commands import explain as explain_command
+from xai_cli.commands import importance as importance_command
+from xai_cli.commands import inspect as inspect_command
 from xai_cli.errors import ExitCode, XaiError
 
 app = typer.Typer(
@@ -43,6 +45,8 @@ def root(
 
 
 app.command(epilog=explain_command.EXPLAIN_EPILOG)(explain_command.explain)
+app.command(epilog=importance_command.IMPORTANCE_EPILOG)(importance_command.importance)
+app.command(epilog=inspect_command.INSPECT_EPILOG)(inspect_command.inspect)
 
 
 def main() -> None:

@@ -112,9 +112,18 @@ def choose_targets(
     return [[output.labels.index(class_choice)]] * n_rows
 
 
-def explain_chunks(explain_plan: ExplainPlan, *, chunk_rows: int = CHUNK_ROWS) -> Iterator[list[Explanation]]:
-    """Explanations chunk by chunk, in row order; ``n_jobs > 1`` spreads chunks over processes."""
-    jobs = [_chunk_job(explain_plan, start, chunk_rows) for start in range(0, len(explain_plan.rows), chunk_rows)]
+def explain_chunks(
+    explain_plan: ExplainPlan, *, chunk_rows: int = CHUNK_ROWS, receipts: bool = True
+) -> Iterator[list[Explanation]]:
+    """Explanations chunk by chunk, in row order; ``n_jobs > 1`` spreads chunks over processes.
+
+    ``receipts=False`` leaves out the per-row deletion check and agreement (for global summaries
+    such as mean |SHAP|, which report neither).
+    """
+    jobs = [
+        (*_chunk_job(explain_plan, start, chunk_rows), receipts)
+        for start in range(0, len(explain_plan.rows), chunk_rows)
+    ]
     if explain_plan.settings.n_jobs == 1 or len(jobs) == 1:
         for job in jobs:
             yield _run_chunk(*job)
@@ -132,11 +141,18 @@ def _chunk_job(explain_plan: ExplainPlan, start: int, size: int) -> tuple:
 
 
 def _run_chunk(
-    model: LoadedModel, batch: Batch, background: pd.DataFrame | None, methods: list[ModuleType], settings: Settings
+    model: LoadedModel,
+    batch: Batch,
+    background: pd.DataFrame | None,
+    methods: list[ModuleType],
+    settings: Settings,
+    receipts: bool,
 ) -> list[Explanation]:
     explanations: list[Explanation] = []
     for module in methods:
         explanations.extend(module.explain(model, batch, background, settings=settings))
+    if not receipts:
+        return explanations
     if background is not None:
         output = model.output(settings.output)
         add_deletion_checks(explanations, batch.features, batch.row_numbers, background, output, seed=settings.seed)

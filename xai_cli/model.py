@@ -104,7 +104,7 @@ class LoadedModel:
     column_kinds: dict[str, ColumnKind]
     family: str
     boosted: bool
-    saved_sklearn_version: str | None = None
+    saved_sklearn_version: str | None = None  # set by load_model: the version that pickled the file
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -126,6 +126,19 @@ class LoadedModel:
             return True
         final = self.final_estimator
         return _package(final) in GBM_PACKAGES or hasattr(final, "decision_function")
+
+    def sklearn_version_warning(self) -> str | None:
+        """A warning when the file was pickled by another scikit-learn than the installed one."""
+        from importlib.metadata import version
+
+        installed = version("scikit-learn")
+        saved = self.saved_sklearn_version
+        if saved is None or saved == installed:
+            return None
+        return (
+            f"the model was saved with scikit-learn {saved} and {installed} is installed: its predictions "
+            f"may differ or fail (install scikit-learn=={saved}, or retrain and save it again)"
+        )
 
     def default_output(self, method: str) -> str:
         """The output space explained when ``--output`` is not given (see the contract)."""
@@ -215,8 +228,19 @@ def load_model(path: str, *, trust: bool = False, allow: Sequence[str] = ()) -> 
         raise BadInput(f"model file not found: {path}", hint="check the path")
     if location.is_dir():
         raise BadInput(f"{path} is a folder, not a model file", hint="pass the .pkl/.joblib/.skops file")
-    estimator = load_model_file(location, allow=allow, trust=trust)
-    return describe_model(estimator, path=str(path), sha256=file_sha256(location))
+    # scikit-learn removes the version stamp of a pickled estimator while loading it and says, by
+    # a warning, only when it differs from the installed one: that warning is the saved version.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        estimator = load_model_file(location, allow=allow, trust=trust)
+    model = describe_model(estimator, path=str(path), sha256=file_sha256(location))
+    stamped = [getattr(record.message, "original_sklearn_version", None) for record in caught]
+    model.saved_sklearn_version = next((version for version in stamped if version), None)
+    if model.saved_sklearn_version is None and type(estimator).__module__.startswith("sklearn."):
+        from importlib.metadata import version
+
+        model.saved_sklearn_version = version("scikit-learn")
+    return model
 
 
 def describe_model(estimator: Any, *, path: str = "", sha256: str = "") -> LoadedModel:
@@ -253,7 +277,6 @@ def describe_model(estimator: Any, *, path: str = "", sha256: str = "") -> Loade
         column_kinds=_column_kinds(estimator, final, names),
         family=family,
         boosted=boosted,
-        saved_sklearn_version=getattr(estimator, "_sklearn_version", None),
     )
 
 

@@ -161,7 +161,7 @@ def explain(
         background_rows=background_rows,
         background_path=background if background is not None else (table.path if len(rows) >= 20 else None),
     )
-    warnings = list(rows.warnings) + explain_plan.warnings
+    warnings = [w for w in [model.sklearn_version_warning()] if w] + list(rows.warnings) + explain_plan.warnings
     if background_rows is not None:
         warnings.extend(background_rows.warnings)
 
