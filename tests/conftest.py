@@ -211,7 +211,11 @@ def boosted_classifier(workdir, numeric_data) -> Path:
     from sklearn.ensemble import GradientBoostingClassifier
 
     return _fit_numeric(
-        workdir, numeric_data, GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0), "target", "gb.pkl"
+        workdir,
+        numeric_data,
+        GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0),
+        "target",
+        "gb.pkl",
     )
 
 

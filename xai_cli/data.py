@@ -97,7 +97,9 @@ def _read_bytes(source: str, what: str) -> bytes:
         with open(source, "rb") as handle:
             return handle.read()
     except FileNotFoundError:
-        raise BadInput(f"{what} file not found: {source}", hint="check the path, or pass - to read standard input") from None
+        raise BadInput(
+            f"{what} file not found: {source}", hint="check the path, or pass - to read standard input"
+        ) from None
     except IsADirectoryError:
         raise BadInput(f"{what} {source} is a folder, not a CSV file", hint=CSV_HINT) from None
     except OSError as exc:
