@@ -121,12 +121,13 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def mixed_data(workdir) -> dict[str, Path]:
-    """CSV files: 200 training rows (background) and 6 rows to explain, with ids."""
+    """CSV files: 200 training rows (background), their first 40, and 6 rows to explain, with ids."""
     train = mixed_frame(200, seed=1)
     rows = mixed_frame(6, seed=2)
     rows.insert(0, "name", [f"person-{i}" for i in range(len(rows))])
-    paths = {"train": workdir / "train.csv", "rows": workdir / "rows.csv"}
+    paths = {"train": workdir / "train.csv", "rows": workdir / "rows.csv", "few": workdir / "few.csv"}
     train.to_csv(paths["train"], index=False)
+    train.iloc[:40].to_csv(paths["few"], index=False)  # enough to be its own background, quick to explain
     rows.to_csv(paths["rows"], index=False)
     return paths
 

@@ -6,6 +6,7 @@ that a bad file ends in a one-line error naming the column rather than in the mo
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -61,41 +62,138 @@ class ModelRows:
             yield self.slice(start, start + size)
 
 
-def read_table(source: str, *, what: str = "DATA") -> Table:
-    """Read a CSV file, or standard input for ``-``; spreadsheet quirks (BOM, CRLF) read the same."""
-    raw = _read_bytes(source, what)
-    if not raw.strip():
+READ_CHUNK_ROWS = 10_000
+PEEK_BYTES = 1 << 16
+
+
+class _HashingReader(io.RawIOBase):
+    """A binary stream that feeds every byte it reads to a SHA-256, so DATA is hashed as it streams."""
+
+    def __init__(self, raw: Any, first: bytes):
+        self._raw, self._pending = raw, first
+        self.digest = hashlib.sha256(first)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pending:
+            size = min(len(buffer), len(self._pending))
+            buffer[:size], self._pending = self._pending[:size], self._pending[size:]
+            return size
+        # read1: what the pipe holds now, so rows stream through as they arrive on standard input
+        data = self._raw.read1(len(buffer)) if hasattr(self._raw, "read1") else self._raw.read(len(buffer))
+        self.digest.update(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _TextStream:
+    """Text from a binary stream, ``read(n)`` returning what has arrived rather than waiting for n.
+
+    ``io.TextIOWrapper.read(n)`` waits for n characters, so pandas' chunked reader would sit on a
+    pipe until it closed; with this one the first chunk is parsed as soon as its rows are there.
+    """
+
+    def __init__(self, binary: io.BufferedReader, encoding: str):
+        self._binary = binary
+        self._decoder = codecs.getincrementaldecoder(encoding)()
+
+    def read(self, size: int = -1) -> str:
+        if size is None or size < 0:
+            return self._decoder.decode(self._binary.read(), final=True)
+        while True:
+            data = self._binary.read1(size)
+            text = self._decoder.decode(data, final=not data)
+            if text or not data:
+                return text
+
+    def __iter__(self) -> Iterator[str]:
+        pending = ""
+        while block := self.read(PEEK_BYTES):
+            pending += block
+            *lines, pending = pending.splitlines(keepends=True) or [""]
+            if pending.endswith(("\n", "\r")):
+                lines, pending = [*lines, pending], ""
+            yield from lines
+        if pending:
+            yield pending
+
+
+@dataclass
+class TableStream:
+    """A CSV read lazily, ``READ_CHUNK_ROWS`` rows at a time; ``sha256`` is known once it is exhausted."""
+
+    path: str
+    chunks: Iterator[pd.DataFrame]
+    reader: _HashingReader
+
+    @property
+    def sha256(self) -> str:
+        return self.reader.digest.hexdigest()
+
+
+def open_table(source: str, *, what: str = "DATA", chunk_rows: int = READ_CHUNK_ROWS) -> TableStream:
+    """Open a CSV file, or standard input for ``-``, to read in chunks.
+
+    Spreadsheet quirks (UTF-8 BOM, CRLF, quoted fields) read the same as plain CSV; a file that is
+    not UTF-8 is read as Latin-1. Problems visible in the first bytes are raised at once.
+    """
+    handle = _open_binary(source, what)
+    first = handle.read(PEEK_BYTES)
+    if not first.strip():
         raise BadInput(f"{what} {source} is empty", hint=CSV_HINT)
-    if b"\x00" in raw[:4096]:
+    if b"\x00" in first[:4096]:
         raise BadInput(f"{what} {source} is not a text CSV file (it holds binary bytes)", hint=CSV_HINT)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    header = next(csv.reader(io.StringIO(text)), [])
+    encoding = "utf-8-sig" if _decodes_as_utf8(first) else "latin-1"
+    header = next(csv.reader(io.StringIO(first.decode(encoding, errors="replace"))), [])
     duplicated = sorted({name for name in header if header.count(name) > 1})
     if duplicated:
         raise BadInput(
             f"{what} {source} has duplicated column names: {', '.join(duplicated)}",
             hint="give every column a unique name",
         )
+    reader = _HashingReader(handle, first)
+    text = _TextStream(io.BufferedReader(reader, buffer_size=PEEK_BYTES), encoding)
+    return TableStream(path=source, chunks=_csv_chunks(text, source, what, chunk_rows), reader=reader)
+
+
+def _csv_chunks(text: Any, source: str, what: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     try:
-        frame = pd.read_csv(io.StringIO(text), skipinitialspace=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        for frame in pd.read_csv(text, chunksize=chunk_rows):
+            if frame.shape[1] == 0:
+                raise BadInput(f"{what} {source} has no columns", hint=CSV_HINT)
+            frame.columns = [str(c).strip() for c in frame.columns]
+            yield frame
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BadInput(f"cannot read {what} {source} as CSV: {first_line}", hint=CSV_HINT) from exc
-    if frame.shape[1] == 0:
-        raise BadInput(f"{what} {source} has no columns", hint=CSV_HINT)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return Table(frame=frame, path=source, sha256=hashlib.sha256(raw).hexdigest())
 
 
-def _read_bytes(source: str, what: str) -> bytes:
-    if source == "-":
-        return sys.stdin.buffer.read()
+def _decodes_as_utf8(data: bytes) -> bool:
+    """Whether ``data`` is UTF-8, allowing a character cut at the end of the peeked block."""
     try:
-        with open(source, "rb") as handle:
-            return handle.read()
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(data) - 3
+
+
+def read_table(source: str, *, what: str = "DATA") -> Table:
+    """Read a whole CSV file, or standard input for ``-`` (see :func:`open_table`)."""
+    stream = open_table(source, what=what)
+    frames = list(stream.chunks)
+    if not frames:
+        raise BadInput(f"{what} {source} has a header but no rows", hint="add at least one data row")
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return Table(frame=frame, path=source, sha256=stream.sha256)
+
+
+def _open_binary(source: str, what: str) -> Any:
+    if source == "-":
+        return sys.stdin.buffer
+    try:
+        return open(source, "rb")  # noqa: SIM115 - closed when the stream is exhausted or collected
     except FileNotFoundError:
         raise BadInput(
             f"{what} file not found: {source}", hint="check the path, or pass - to read standard input"
@@ -116,7 +214,24 @@ def match_rows(
     require_target: bool = False,
 ) -> ModelRows:
     """Match a table's columns to the model's features and cast them to the model's dtypes."""
-    frame = table.frame
+    return match_frame(
+        table.frame, model, path=table.path, target=target, id_col=id_col, what=what, require_target=require_target
+    )
+
+
+def match_frame(
+    frame: pd.DataFrame,
+    model: LoadedModel,
+    *,
+    path: str,
+    target: str | None = None,
+    id_col: str | None = None,
+    what: str = "DATA",
+    require_target: bool = False,
+    first_row: int = 0,
+) -> ModelRows:
+    """:func:`match_rows` for one chunk of a table whose first row is row ``first_row`` of the file."""
+    table = Table(frame=frame, path=path, sha256="")
     for option, column in (("--target", target), ("--id-col", id_col)):
         if column is not None and column not in frame.columns and (option == "--id-col" or require_target):
             raise BadInput(
@@ -149,9 +264,10 @@ def match_rows(
         raise BadInput(f"{what} {table.path} has a header but no rows", hint="add at least one data row")
     features, cast_warnings = cast_for_model(features, model, what=what)
     warnings.extend(cast_warnings)
-    ids = [str(v) for v in frame[id_col].tolist()] if id_col else [str(i) for i in range(len(frame))]
+    row_numbers = list(range(first_row, first_row + len(frame)))
+    ids = [str(v) for v in frame[id_col].tolist()] if id_col else [str(i) for i in row_numbers]
     labels = frame[target] if target is not None and target in frame.columns else None
-    return ModelRows(features, ids, list(range(len(frame))), labels, warnings)
+    return ModelRows(features, ids, row_numbers, labels, warnings)
 
 
 def cast_for_model(features: pd.DataFrame, model: LoadedModel, *, what: str = "DATA") -> tuple[pd.DataFrame, list]:

@@ -7,6 +7,7 @@ report, terminal) reads, so a new method or a new output never needs to know abo
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +113,36 @@ class ExplanationDocument:
             "explanations": [e.to_dict() for e in self.explanations],
             "warnings": list(self.warnings),
         }
+
+
+class AttributionSummary:
+    """Running mean |attribution| per (method, class) and feature, and the rows seen.
+
+    Accumulated one explanation at a time, so a summary of a million rows never holds them.
+    """
+
+    def __init__(self, explanations: Iterable[Explanation] = ()):
+        self._sums: dict[tuple[str, str | None], dict[str, float]] = {}
+        self._counts: dict[tuple[str, str | None], int] = {}
+        self._rows: set[int] = set()
+        for explanation in explanations:
+            self.add(explanation)
+
+    def add(self, explanation: Explanation) -> None:
+        group = (explanation.method, explanation.class_label)
+        totals = self._sums.setdefault(group, {})
+        self._counts[group] = self._counts.get(group, 0) + 1
+        self._rows.add(explanation.row)
+        for attribution in explanation.attributions:
+            totals[attribution.feature] = totals.get(attribution.feature, 0.0) + abs(float(attribution.attribution))
+
+    @property
+    def rows(self) -> int:
+        return len(self._rows)
+
+    def means(self) -> dict[tuple[str, str | None], dict[str, float]]:
+        """Mean |attribution| per feature for each (method, class label), features in first-seen order."""
+        return {group: {f: s / self._counts[group] for f, s in totals.items()} for group, totals in self._sums.items()}
 
 
 def json_value(value: Any) -> Any:

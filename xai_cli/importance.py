@@ -577,9 +577,9 @@ def mean_abs_shap(model: LoadedModel, rows: ModelRows, *, seed: int, n_jobs: int
 
     The plan (method, output space, background of at most ``MAX_BACKGROUND_ROWS`` rows of DATA) is
     :func:`xai_cli.explain.prepare`'s for ``xai explain --method auto --class all``, and the values
-    are that method's, computed by :func:`xai_cli.explain.explain_chunks` without the per-row receipts.
+    are that method's, computed by :func:`xai_cli.explain.explain_rows` without the per-row receipts.
     """
-    from xai_cli.explain import MIN_DATA_AS_BACKGROUND, explain_chunks, game_description, prepare
+    from xai_cli.explain import MIN_DATA_AS_BACKGROUND, explain_rows, game_description, prepare
     from xai_cli.plots import mean_abs_attributions
 
     explained = sample_rows(rows, max_rows=SHAP_MAX_ROWS, seed=seed)
@@ -592,7 +592,7 @@ def mean_abs_shap(model: LoadedModel, rows: ModelRows, *, seed: int, n_jobs: int
         background_rows=rows if len(rows) >= MIN_DATA_AS_BACKGROUND else None,
         background_path=None,
     )
-    explanations = [e for chunk in explain_chunks(explain_plan, receipts=False) for e in chunk]
+    explanations = [e for batch in explain_rows(explain_plan, [explained], receipts=False) for e in batch]
     means = mean_abs_attributions(explanations)
     names = list(model.feature_names)
     per_class = {label: np.array([group.get(name, 0.0) for name in names]) for (_, label), group in means.items()}

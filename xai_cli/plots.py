@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .explanation import Attribution, Explanation
+from .explanation import Attribution, AttributionSummary, Explanation
 from .output import save_figure, write_text
 
 if TYPE_CHECKING:
@@ -533,15 +533,7 @@ def mean_abs_attributions(
 
     Features keep their first-seen order; a feature absent from an explanation counts as 0 there.
     """
-    sums: dict[tuple[str, str | None], dict[str, float]] = {}
-    counts: dict[tuple[str, str | None], int] = {}
-    for explanation in explanations:
-        group = (explanation.method, explanation.class_label)
-        totals = sums.setdefault(group, {})
-        counts[group] = counts.get(group, 0) + 1
-        for attribution in explanation.attributions:
-            totals[attribution.feature] = totals.get(attribution.feature, 0.0) + abs(float(attribution.attribution))
-    return {group: {f: s / counts[group] for f, s in totals.items()} for group, totals in sums.items()}
+    return AttributionSummary(explanations).means()
 
 
 def _class_style(number: int, several: bool) -> tuple[str, str]:
@@ -554,7 +546,7 @@ def _class_style(number: int, several: bool) -> tuple[str, str]:
     return colour, hatch
 
 
-def summary_bar_figure(explanations: Sequence[Explanation], max_features: int = 20) -> Figure:
+def summary_bar_figure(explanations: Sequence[Explanation] | AttributionSummary, max_features: int = 20) -> Figure:
     """Mean |attribution| per feature as horizontal bars, as a matplotlib Figure.
 
     One panel per method (each on its own scale: LIME's and SHAP's values are not in the same
@@ -563,9 +555,10 @@ def summary_bar_figure(explanations: Sequence[Explanation], max_features: int = 
     (method, class) total, so no method decides the order alone; the top ``max_features`` are shown
     and the rest summed into one ``N other features`` bar.
     """
-    if not explanations:
+    summary = explanations if isinstance(explanations, AttributionSummary) else AttributionSummary(explanations)
+    means = summary.means()
+    if not means:
         raise ValueError("there are no explanations to plot")
-    means = mean_abs_attributions(explanations)
     methods = list(dict.fromkeys(method for method, _ in means))
     classes = list(dict.fromkeys(label for _, label in means))
     several_classes = len(classes) > 1
@@ -629,7 +622,7 @@ def summary_bar_figure(explanations: Sequence[Explanation], max_features: int = 
     if rest:
         axes[0].get_yticklabels()[-1].set_color(MUTED)
         axes[0].get_yticklabels()[-1].set_fontstyle("italic")
-    rows = len({explanation.row for explanation in explanations})
+    rows = summary.rows
     title = f"Mean |attribution| per feature over {rows} {'row' if rows == 1 else 'rows'}"
     if len(methods) == 1:
         title = f"{method_name(methods[0])}: {title[0].lower()}{title[1:]}"
@@ -650,7 +643,9 @@ def summary_bar_figure(explanations: Sequence[Explanation], max_features: int = 
     return figure
 
 
-def summary_bar_png(explanations: Sequence[Explanation], path: str | os.PathLike, max_features: int = 20) -> None:
+def summary_bar_png(
+    explanations: Sequence[Explanation] | AttributionSummary, path: str | os.PathLike, max_features: int = 20
+) -> None:
     """Write the summary bar chart (see :func:`summary_bar_figure`) as a PNG."""
     save_png(summary_bar_figure(explanations, max_features), path)
 

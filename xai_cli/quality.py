@@ -53,21 +53,14 @@ def add_deletion_checks(
     reference = background.iloc[:DELETION_BACKGROUND_ROWS]
     position_of = {row: position for position, row in enumerate(row_numbers)}
     plans = [_deletion_plan(explanation, names, sizes, seed) for explanation in explanations]
-    synthetic = pd.concat(
-        [
-            synthetic_rows(rows.iloc[[position_of[e.row]]], reference, kept)
-            for e, (kept, _) in zip(explanations, plans)
-        ],
-        ignore_index=True,
-    )
-    means = output.predict(synthetic).reshape(-1, len(reference), len(output.labels)).mean(axis=1)
+    kept = np.stack([mask for mask, _ in plans])
+    positions = [position_of[e.row] for e in explanations]
+    synthetic = synthetic_rows(rows.iloc[positions], reference, kept)
+    means = output.predict(synthetic).reshape(len(explanations), kept.shape[1], len(reference), -1).mean(axis=2)
     predictions = output.predict(rows)
-    start = 0
-    for explanation, (kept, labels) in zip(explanations, plans):
+    for number, (explanation, (_, labels)) in enumerate(zip(explanations, plans)):
         column = output.labels.index(explanation.class_label)
-        values = means[start : start + len(kept), column]
-        start += len(kept)
-        moved = np.abs(values - predictions[position_of[explanation.row], column])
+        moved = np.abs(means[number, :, column] - predictions[positions[number], column])
         check: dict[str, float | bool] = {
             label: float(moved[[i for i, name in enumerate(labels) if name == label]].mean())
             for label in dict.fromkeys(labels)

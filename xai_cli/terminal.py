@@ -11,15 +11,24 @@ from pathlib import Path
 from xai_cli.explanation import Explanation, ExplanationDocument
 
 TOP_FEATURES = 3
+
+
+def make_console(*, stderr: bool = False):
+    """A rich Console; with ``NO_COLOR`` set, no escape codes at all (rich alone keeps bold)."""
+    import os
+
+    from rich.console import Console
+
+    return Console(stderr=stderr, color_system=None if os.environ.get("NO_COLOR") else "auto")
+
 MAX_TABLE_ROWS = 50
 
 
-def print_explanations(document: ExplanationDocument, out_dir: Path) -> None:
+def print_explanations(document: ExplanationDocument, out_dir: Path, *, total: int | None = None) -> None:
     """A table of the top features per row and method, then warnings and the output folder."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     space = document.model.get("output")
     table = Table(title=f"Top features per row ({space})", title_justify="left", expand=True)
     table.add_column("row", overflow="ellipsis", max_width=16, no_wrap=True)
@@ -38,7 +47,9 @@ def print_explanations(document: ExplanationDocument, out_dir: Path) -> None:
             _quality(explanation),
         )
     console.print(table)
-    hidden = len(document.explanations) - MAX_TABLE_ROWS
+    hidden = (total if total is not None else len(document.explanations)) - min(
+        MAX_TABLE_ROWS, len(document.explanations)
+    )
     if hidden > 0:
         console.print(f"... and {hidden} more explanations in {out_dir / 'attributions.json'}")
     for warning in document.warnings:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +15,7 @@ from xai_cli.commands.options import (
     INPUT_PANEL,
     METHOD_PANEL,
     OUTPUT_PANEL,
+    SCALE_PANEL,
     AllowOption,
     ConfigOption,
     TrustOption,
@@ -72,8 +75,26 @@ def explain(
         int, typer.Option("--seed", help="Random seed: same seed, same numbers.", rich_help_panel=METHOD_PANEL)
     ] = 0,
     n_jobs: Annotated[
-        int, typer.Option("--n-jobs", help="Processes to explain rows in parallel.", rich_help_panel=METHOD_PANEL)
+        int, typer.Option("--n-jobs", help="Processes to explain rows in parallel.", rich_help_panel=SCALE_PANEL)
     ] = 1,
+    backend_name: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            metavar="local|dask",
+            help="Where rows are explained: this machine, or a Dask cluster (pip install 'xai-cli[dask]').",
+            rich_help_panel=SCALE_PANEL,
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a local cluster).",
+            rich_help_panel=SCALE_PANEL,
+        ),
+    ] = None,
     target: Annotated[
         str | None,
         typer.Option(
@@ -117,9 +138,17 @@ def explain(
     allow: AllowOption = None,
 ) -> None:
     """Local attributions for every row of DATA: Tree SHAP, linear SHAP, Kernel SHAP, LIME."""
-    from xai_cli.artifacts import StreamedCsv, write_explain_outputs
-    from xai_cli.data import match_rows, read_table
-    from xai_cli.explain import build_document, explain_chunks, prepare, quality_warnings
+    from xai_cli.artifacts import ExplainWriter
+    from xai_cli.backends import make_backend
+    from xai_cli.data import match_rows, open_table, read_table
+    from xai_cli.explain import (
+        MIN_DATA_AS_BACKGROUND,
+        WarningLog,
+        build_document,
+        explain_rows,
+        prepare,
+        quality_warnings,
+    )
     from xai_cli.methods import CHOICES
     from xai_cli.methods.base import Settings
     from xai_cli.model import load_model
@@ -138,8 +167,11 @@ def explain(
         raise BadInput("--json and --jsonl cannot be used together", hint="choose one")
 
     model = load_model(model_path, trust=trust, allow=allow or ())
-    table = read_table(data_path)
-    rows = match_rows(table, model, target=target, id_col=id_col)
+    stream = open_table(data_path)
+    chunks = _matched_chunks(stream, model, target=target, id_col=id_col)
+    first_rows = next(chunks, None)
+    if first_rows is None:
+        raise BadInput(f"DATA {data_path} has a header but no rows", hint="add at least one data row")
     background_rows = None
     if background is not None:
         background_table = read_table(background, what="--background")
@@ -152,44 +184,69 @@ def explain(
         seed=seed,
         n_jobs=n_jobs,
     )
+    data_as_background = background is None and len(first_rows) >= MIN_DATA_AS_BACKGROUND
     explain_plan = prepare(
         model,
-        rows,
+        first_rows,
         method=method,
         settings=settings,
         output_given=output is not None,
         background_rows=background_rows,
-        background_path=background if background is not None else (table.path if len(rows) >= 20 else None),
+        background_path=background if background is not None else (data_path if data_as_background else None),
     )
-    warnings = [w for w in [model.sklearn_version_warning()] if w] + list(rows.warnings) + explain_plan.warnings
+    warnings = WarningLog([w for w in [model.sklearn_version_warning()] if w] + explain_plan.warnings)
     if background_rows is not None:
         warnings.extend(background_rows.warnings)
 
-    out.mkdir(parents=True, exist_ok=True)
-    streamed_csv = StreamedCsv(out / "attributions.csv")
-    explanations = []
+    runner = make_backend(backend_name, n_jobs=n_jobs, scheduler=scheduler)
+    writer = ExplainWriter(out)
+    rows_done = 0
     try:
-        with progress(len(rows), enabled=not (quiet or as_json or as_jsonl)) as advance:
-            for chunk in explain_chunks(explain_plan):
-                streamed_csv.add(chunk)
-                explanations.extend(chunk)
+        with progress(None, enabled=not (quiet or as_json or as_jsonl)) as advance:
+            for batch in explain_rows(
+                explain_plan, _noting_warnings(itertools.chain([first_rows], chunks), warnings), backend=runner
+            ):
+                writer.add(batch)
+                for explanation in batch:
+                    for kind, message in quality_warnings(explanation):
+                        warnings.add(kind, message)
                 if as_jsonl:
-                    for explanation in chunk:
+                    for explanation in batch:
                         sys.stdout.write(json.dumps(explanation.to_dict(), allow_nan=False) + "\n")
                     sys.stdout.flush()
-                advance(len({e.row for e in chunk}))
+                done = len({e.row for e in batch})
+                rows_done += done
+                advance(done)
+        data = {"path": data_path, "sha256": stream.sha256, "rows": rows_done}
+        document = build_document(explain_plan, writer.kept, data=data, method=method, warnings=warnings.lines())
+        writer.finish(document, max_plots=max_plots)
     except BaseException as error:
-        streamed_csv.abandon(error)
+        writer.abandon(error)
         raise
-    streamed_csv.finish()
-    for explanation in explanations:
-        warnings.extend(quality_warnings(explanation))
-    document = build_document(explain_plan, explanations, data=table, method=method, warnings=warnings)
-    write_explain_outputs(document, out, max_plots=max_plots)
+    finally:
+        runner.close()
 
     if as_json:
-        sys.stdout.write(json.dumps(document.to_dict(), indent=2, allow_nan=False) + "\n")
+        with open(writer.json_path, encoding="utf-8") as handle:
+            shutil.copyfileobj(handle, sys.stdout)
     elif not quiet and not as_jsonl:
         from xai_cli.terminal import print_explanations
 
-        print_explanations(document, out)
+        print_explanations(document, out, total=writer.count)
+
+
+def _matched_chunks(stream, model, *, target, id_col):
+    """DATA's chunks matched to the model, numbered by their row in the file."""
+    from xai_cli.data import match_frame
+
+    first_row = 0
+    for frame in stream.chunks:
+        rows = match_frame(frame, model, path=stream.path, target=target, id_col=id_col, first_row=first_row)
+        first_row += len(frame)
+        yield rows
+
+
+def _noting_warnings(chunks, warnings):
+    for rows in chunks:
+        warnings.extend(rows.warnings)
+        yield rows

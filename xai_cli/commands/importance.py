@@ -115,13 +115,13 @@ def importance(
 
 def print_importance(document: dict[str, Any], out_dir: Path) -> None:
     """A feature x method table, the agreement between methods, warnings, and where the files went."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     from xai_cli.importance import METHOD_TITLES, feature_table
+    from xai_cli.terminal import make_console
 
-    console = Console()
+    console = make_console()
     methods = document["methods"]
     names = list(methods)
     table = Table(title="Feature importance", title_justify="left")

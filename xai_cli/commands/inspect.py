@@ -52,10 +52,11 @@ def inspect(
 
 def print_inspection(document: dict[str, Any]) -> None:
     """The report as rich tables: safety verdict, model, features, methods, DATA's columns, warnings."""
-    from rich.console import Console
     from rich.markup import escape
 
-    console = Console()
+    from xai_cli.terminal import make_console
+
+    console = make_console()
     console.print(_safety_line(document["safety"]), highlight=False)
     model = document["model"]
     if model["loaded"]:

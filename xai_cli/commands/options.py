@@ -13,6 +13,7 @@ INPUT_PANEL = "Inputs"
 METHOD_PANEL = "Method"
 OUTPUT_PANEL = "Output"
 SAFETY_PANEL = "Safety"
+SCALE_PANEL = "Speed and scale"
 
 
 def apply_config(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
@@ -73,30 +74,54 @@ def check_range(option: str, value: int, low: int, high: int = 10**8) -> None:
 
 
 class progress:
-    """A rich progress bar on stderr, only when stderr is a terminal; yields ``advance(n)``."""
+    """A rich progress bar on stderr for long runs, only when stderr is a terminal; yields ``advance(n)``.
 
-    def __init__(self, total: int, *, enabled: bool):
+    ``total`` may be ``None`` when rows stream in and their number is unknown: the bar then pulses
+    and counts rows. The bar appears only once the run has taken a second, so quick runs stay quiet.
+    """
+
+    DELAY_SECONDS = 1.0
+
+    def __init__(self, total: int | None, *, enabled: bool, label: str = "explaining"):
         self.total = total
-        self.enabled = enabled and sys.stderr.isatty() and total > 1
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
         self._progress = None
+        self._task = None
+        self._done = 0
 
     def __enter__(self):
         if not self.enabled:
             return lambda n: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        import time
 
+        started = time.monotonic()
+
+        def advance(n: int) -> None:
+            self._done += n
+            if self._progress is None and time.monotonic() - started >= self.DELAY_SECONDS:
+                self._start()
+            if self._progress is not None:
+                self._progress.update(self._task, completed=self._done)
+
+        return advance
+
+    def _start(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from xai_cli.terminal import make_console
+
+        counter = MofNCompleteColumn() if self.total else TextColumn("{task.completed} rows")
         self._progress = Progress(
-            TextColumn("explaining"),
+            TextColumn(self.label),
             BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
+            counter,
+            TimeElapsedColumn(),
+            console=make_console(stderr=True),
             transient=True,
         )
         self._progress.__enter__()
-        task = self._progress.add_task("rows", total=self.total)
-        return lambda n: self._progress.advance(task, n)
+        self._task = self._progress.add_task(self.label, total=self.total)
 
     def __exit__(self, *exc_info):
         if self._progress is not None:

@@ -256,16 +256,18 @@ def coalition_values(predict, rows: pd.DataFrame, background: pd.DataFrame, mask
 
 def synthetic_rows(rows: pd.DataFrame, background: pd.DataFrame, masks: np.ndarray) -> pd.DataFrame:
     """Rows x coalitions x background rows: the row's value where the mask is set, else the
-    background's, built one column at a time (categorical columns through their codes)."""
-    n_rows, n_masks, n_background = len(rows), len(masks), len(background)
+    background's, built one column at a time (categorical columns through their codes).
+
+    ``masks`` is ``(coalitions, features)``, shared by every row, or ``(rows, coalitions, features)``.
+    """
+    masks = masks if masks.ndim == 3 else masks[None, :, :]
+    n_rows, n_masks, n_background = len(rows), masks.shape[1], len(background)
     columns = {}
     for index, name in enumerate(rows.columns):
         own, other = rows[name], background[name]
-        take_own = masks[None, :, index, None]
+        take_own = masks[:, :, index, None]
         if isinstance(own.dtype, pd.CategoricalDtype):
-            codes = np.where(
-                take_own, own.cat.codes.to_numpy()[:, None, None], other.cat.codes.to_numpy()[None, None, :]
-            )
+            codes = np.where(take_own, own.cat.codes.to_numpy()[:, None, None], other.cat.codes.to_numpy()[None, None, :])
             columns[name] = pd.Categorical.from_codes(codes.reshape(-1), dtype=own.dtype)
             continue
         mixed = np.where(take_own, own.to_numpy()[:, None, None], other.to_numpy()[None, None, :])
