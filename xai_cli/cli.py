@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from xai_cli import __version__
+from xai_cli.commands import audit as audit_command
 from xai_cli.commands import explain as explain_command
 from xai_cli.commands import importance as importance_command
 from xai_cli.commands import inspect as inspect_command
@@ -46,6 +47,7 @@ def root(
 
 app.command(epilog=explain_command.EXPLAIN_EPILOG)(explain_command.explain)
 app.command(epilog=importance_command.IMPORTANCE_EPILOG)(importance_command.importance)
+app.command(epilog=audit_command.AUDIT_EPILOG)(audit_command.audit)
 app.command(epilog=inspect_command.INSPECT_EPILOG)(inspect_command.inspect)
 
 
