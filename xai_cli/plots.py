@@ -148,10 +148,18 @@ def attribution_label(attribution: Attribution, method: str) -> str:
 
 
 def explanation_title(explanation: Explanation) -> str:
-    """A plot title naming the method, the row (and its id) and the class."""
+    """A plot title naming the method, the row (and its id) and the class.
+
+    ``Kernel SHAP · row 7 (id cust-7) · class yes``; an id with brackets of its own is not put in
+    brackets again: ``Kernel SHAP · Adelie-4 (no measurements) · row 1 · class Adelie``.
+    """
     parts = [method_name(explanation.method), f"row {explanation.row}"]
     if explanation.id != str(explanation.row):
-        parts[-1] += f" (id {shorten(explanation.id, MAX_TITLE_ID_CHARS)})"
+        row_id = shorten(explanation.id, MAX_TITLE_ID_CHARS)
+        if any(bracket in row_id for bracket in "()[]"):
+            parts[-1] = f"{row_id} · row {explanation.row}"
+        else:
+            parts[-1] += f" (id {row_id})"
     if explanation.class_label is not None:
         parts.append(f"class {shorten(explanation.class_label, MAX_TITLE_ID_CHARS)}")
     return " · ".join(parts)
@@ -505,6 +513,7 @@ def waterfall_figure(explanation: Explanation, max_features: int = 10) -> Figure
         )
 
     ax.set_yticks(range(n_bars), [_mpl(labels[n_bars - 1 - y]) for y in range(n_bars)])
+    ax.tick_params(axis="y", length=0, pad=6)  # a tick mark after a label reads as a trailing minus
     if rest:
         ax.get_yticklabels()[0].set_color(MUTED)
         ax.get_yticklabels()[0].set_fontstyle("italic")
@@ -546,6 +555,14 @@ def _class_style(number: int, several: bool) -> tuple[str, str]:
     return colour, hatch
 
 
+def _natural_key(label: Any) -> tuple[Any, ...]:
+    """Sorts ``None`` first, then ``2`` before ``10`` and ``a`` before ``B``."""
+    if label is None:
+        return (0,)
+    parts = re.split(r"(\d+)", str(label))
+    return (1, *((0, int(part), "") if part.isdigit() else (1, 0, part.casefold()) for part in parts))
+
+
 def summary_bar_figure(explanations: Sequence[Explanation] | AttributionSummary, max_features: int = 20) -> Figure:
     """Mean |attribution| per feature as horizontal bars, as a matplotlib Figure.
 
@@ -560,7 +577,8 @@ def summary_bar_figure(explanations: Sequence[Explanation] | AttributionSummary,
     if not means:
         raise ValueError("there are no explanations to plot")
     methods = list(dict.fromkeys(method for method, _ in means))
-    classes = list(dict.fromkeys(label for _, label in means))
+    # Classes in their natural order (the order a model's ``classes_`` has), not as the rows met them.
+    classes = sorted(dict.fromkeys(label for _, label in means), key=_natural_key)
     several_classes = len(classes) > 1
     features = list(dict.fromkeys(feature for totals in means.values() for feature in totals))
 
@@ -616,6 +634,7 @@ def summary_bar_figure(explanations: Sequence[Explanation] | AttributionSummary,
         if len(methods) > 1:
             ax.set_title(method_name(method), fontsize=FONT_SIZE, fontweight="bold", color=INK, loc="left")
     axes[0].set_yticks(rows_y, labels)
+    axes[0].tick_params(axis="y", length=0, pad=6)
     axes[0].set_ylim(-0.6, n_rows - 0.4)
     for ax in axes[1:]:
         ax.tick_params(axis="y", labelleft=False, length=0)

@@ -30,6 +30,10 @@ CSS_PIXELS_PER_INCH = 100
 """Plots show at 100 CSS px per inch: 11 pt text reads at about 15 px, as the plots were drawn for."""
 
 SUMMARY_PLOT = "summary_bar.png"
+LIME_MIN_R2 = 0.5
+"""As :data:`xai_cli.explain.LIME_MIN_R2` (not imported: that module loads the heavy libraries)."""
+ADDITIVITY_TOLERANCE = 1e-6
+"""As :data:`xai_cli.explain.ADDITIVITY_TOLERANCE`."""
 
 
 class Html(str):
@@ -64,6 +68,16 @@ def tag(name: str, *content: Any, **attributes: Any) -> Html:
     return Html(f"<{name}{''.join(rendered)}>{join(content)}</{name}>")
 
 
+def minus(text: str) -> str:
+    """``text`` with a leading hyphen-minus as the true minus sign ``−``, as the plots write it."""
+    return "\u2212" + text[1:] if text.startswith("-") and text[1:2].isdigit() else text
+
+
+def number_text(value: float, digits: int = 4, *, signed: bool = False) -> str:
+    """:func:`format_number` with the true minus sign."""
+    return minus(format_number(value, digits, signed=signed))
+
+
 def cell_text(value: Any) -> Html:
     """A value as a table cell shows it: numbers shortened, ``—`` for nothing."""
     if isinstance(value, Html):
@@ -73,7 +87,9 @@ def cell_text(value: Any) -> Html:
     if isinstance(value, bool):
         return escape("yes" if value else "no")
     if isinstance(value, float):
-        return escape(format_number(value))
+        return escape(number_text(value))
+    if isinstance(value, int):
+        return escape(minus(str(value)))
     if isinstance(value, (list, tuple)):
         return inline_list(value)
     if isinstance(value, Mapping):
@@ -279,7 +295,61 @@ def quality_section(explanations: Sequence[Mapping[str, Any]], *, title: str = "
             rows.append((group, len(members), key, _summarise(seen)))
     if not rows:
         return section(title, tag("p", "No explanations.", class_="muted"), id_="quality")
-    return section(title, table(["Method", "Explanations", "Receipt", "Summary"], rows, numeric=[1]), id_="quality")
+    poor = sum(1 for explanation in explanations if quality_problems(explanation))
+    verdict = callout(
+        "warning" if poor else "ok",
+        tag("p", join((tag("span", line, class_="q-summary") for line in quality_summary(explanations)), Html("<br>"))),
+    )
+    receipts = details(
+        f"Every receipt per method{' and class' if with_class else ''} ({len(rows)} lines)",
+        table(["Method", "Explanations", "Receipt", "Summary"], rows, numeric=[1]),
+    )
+    return section(title, verdict, receipts, id_="quality")
+
+
+def quality_summary(explanations: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per method of how its receipts read, e.g. ``Kernel SHAP: all 7 exact, max additivity
+    gap 2e−15; 2 of 7 deletion checks not faithful``."""
+    by_method: dict[str, list[Mapping[str, Any]]] = {}
+    for explanation in explanations:
+        by_method.setdefault(str(explanation.get("method")), []).append(explanation)
+    lines = []
+    for method, members in by_method.items():
+        qualities = [e.get("quality") or {} for e in members]
+        parts = []
+        exact = [q["exact"] for q in qualities if isinstance(q.get("exact"), bool)]
+        if exact:
+            parts.append(f"all {len(exact)} exact" if all(exact) else f"{sum(exact)} of {len(exact)} exact")
+        gaps = [g for g in (_number(q.get("additivity_gap")) for q in qualities) if g is not None]
+        if gaps:
+            parts.append(f"max additivity gap {_short_number(max(gaps))}")
+        r2s = [r for r in (_number(q.get("r2")) for q in qualities) if r is not None]
+        if r2s:
+            low = sum(r < LIME_MIN_R2 for r in r2s)
+            text = f"R² {number_text(min(r2s), 2)}" + (
+                f" to {number_text(max(r2s), 2)}" if max(r2s) != min(r2s) else ""
+            )
+            parts.append(text + (f" ({low} of {len(r2s)} below {LIME_MIN_R2})" if low else ""))
+        spreads = [v for v in (_number(q.get("max_std_error")) for q in qualities) if v is not None]
+        if spreads:
+            parts.append(f"sampling error up to ± {_short_number(max(spreads))}")
+        checks = [q["deletion"] for q in qualities if isinstance(q.get("deletion"), Mapping)]
+        unfaithful = sum(c.get("faithful") is False for c in checks)
+        if checks:
+            parts.append(
+                f"{unfaithful} of {len(checks)} deletion checks not faithful"
+                if unfaithful
+                else f"all {len(checks)} deletion checks faithful"
+            )
+        disagree = sum(
+            any(isinstance(a, Mapping) and a.get("disagree") for a in q.get("agreement") or []) for q in qualities
+        )
+        if disagree:
+            parts.append(f"{disagree} of {len(members)} disagree with another method")
+        poor = sum(1 for e in members if quality_problems(e))
+        verdict = f"\u26a0 {poor} of {len(members)} to check" if poor else "all receipts good"
+        lines.append(f"{method_name(method)}: {verdict}" + (f" — {', '.join(parts)}" if parts else ""))
+    return lines
 
 
 def _summarise(values: Sequence[Any]) -> Html:
@@ -296,11 +366,11 @@ def _summarise(values: Sequence[Any]) -> Html:
     if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
         ordered = sorted(float(v) for v in present)
         if len(ordered) == 1:
-            return escape(format_number(ordered[0]) + tail)
+            return escape(number_text(ordered[0]) + tail)
         middle = len(ordered) // 2
         median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
         return escape(
-            f"min {format_number(ordered[0])} · median {format_number(median)} · max {format_number(ordered[-1])}{tail}"
+            f"min {number_text(ordered[0])} · median {number_text(median)} · max {number_text(ordered[-1])}{tail}"
         )
     distinct = list(dict.fromkeys(str(v) for v in present))
     if len(distinct) == 1:
@@ -348,8 +418,15 @@ dd { margin: 0; overflow-wrap: anywhere; min-width: 0; }
 table.data { border-collapse: collapse; width: 100%; font-size: .9rem; }
 table.data caption { text-align: left; color: var(--muted); padding: .3rem 0; }
 table.data th, table.data td { padding: .4rem .6rem; border-bottom: 1px solid var(--line); text-align: left;
-  vertical-align: top; overflow-wrap: anywhere; }
+  vertical-align: top; overflow-wrap: break-word; }
 table.data td:has(ol.attrs) { width: 50%; }
+table.data.top-features th, table.data.top-features td { padding: .4rem .45rem; }
+table.data.top-features td:has(ol.attrs) { width: auto; }
+table.data.top-features th { white-space: normal; }
+table.data.top-features th .muted { display: block; font-weight: normal; font-size: .8rem; }
+table.data.top-features td:nth-child(2) { min-width: 8rem; max-width: 16rem; overflow-wrap: anywhere;
+  white-space: normal; }
+table.data.top-features td:last-child { min-width: 7.5rem; max-width: 13rem; }
 table.data th { background: var(--soft); position: sticky; top: 0; font-weight: 600; white-space: nowrap; }
 table.data tbody tr:nth-child(even) { background: #fbfcfd; }
 table.data td.short { white-space: nowrap; }
@@ -358,8 +435,8 @@ table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th::after { content: " \\2195"; color: #b0b8c0; font-size: .8em; }
 table.sortable th[aria-sort="ascending"]::after { content: " \\25B2"; color: var(--ink); }
 table.sortable th[aria-sort="descending"]::after { content: " \\25BC"; color: var(--ink); }
-ol.attrs { list-style: none; margin: 0; padding: 0; min-width: 30rem; display: grid;
-  grid-template-columns: 4.5rem max-content minmax(12rem, 1fr); gap: .2rem .6rem; align-items: baseline; }
+ol.attrs { list-style: none; margin: 0; padding: 0; min-width: 24rem; display: grid;
+  grid-template-columns: 4rem max-content minmax(10rem, 1fr); gap: .2rem .6rem; align-items: baseline; }
 ol.attrs li { display: contents; }
 .meter-track { align-self: center; }
 .meter { height: .65rem; border-radius: 2px; }
@@ -368,7 +445,16 @@ ol.attrs li { display: contents; }
 .attr-value { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .attr-value.pos { color: var(--pos); }
 .attr-value.neg { color: var(--neg); }
-.attr-name { overflow-wrap: anywhere; }
+.attr-name { overflow-wrap: break-word; min-width: 0; }
+.quality { display: inline-block; }
+.q-line { white-space: nowrap; }
+.q-line.poor { color: var(--neg); font-weight: 600; }
+.q-why { display: block; color: var(--muted); font-size: .8rem; line-height: 1.3; }
+.q-summary { display: inline-block; }
+h3 .muted { font-weight: normal; }
+.facts .quality { display: inline; }
+.facts .q-why { display: inline; margin-left: .4rem; }
+details > summary { cursor: pointer; color: var(--accent); margin: .6rem 0; }
 .rule { color: var(--muted); font-size: .85em; }
 .chip { display: inline-block; border: 1px solid var(--line); border-radius: 999px; padding: 0 .5rem;
   margin: 0 .25rem .2rem 0; font-size: .8rem; white-space: nowrap; background: #fff; }
@@ -470,9 +556,9 @@ def _attribution_list(explanation: Mapping[str, Any], top: int) -> Html:
     for attribution in attributions:
         value = float(attribution.get("attribution") or 0.0)
         sign = "pos" if value >= 0 else "neg"
-        number = format_number(value, 3, signed=True)
+        number = number_text(value, 3, signed=True)
         if attribution.get("std_error") is not None:
-            number += f" ± {format_number(attribution['std_error'], 2)}"
+            number += f" ± {number_text(attribution['std_error'], 2)}"
         name = Html(
             tag("strong", attribution.get("feature", ""))
             + escape(" = ")
@@ -498,16 +584,100 @@ def _attribution_list(explanation: Mapping[str, Any], top: int) -> Html:
     return tag("ol", *items, class_="attrs")
 
 
-def _quality_chips(quality: Mapping[str, Any]) -> Html:
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value)):
+        return float(value)
+    return None
+
+
+def _short_number(value: float) -> str:
+    """A receipt's number in at most a few characters: ``0.62``, ``1e−3``, ``2e−15``."""
+    if value == 0 or 1e-3 <= abs(value) < 1e4:
+        return number_text(value, 2)
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return minus(mantissa) + "e" + minus(str(int(exponent)))
+
+
+def quality_problems(explanation: Mapping[str, Any]) -> list[str]:
+    """The receipts of one explanation that say it is not to be trusted as it stands, in short words."""
+    quality = explanation.get("quality") or {}
+    problems = []
+    gap = _number(quality.get("additivity_gap"))
+    prediction = _number(explanation.get("prediction")) or 0.0
+    if gap is not None and gap > ADDITIVITY_TOLERANCE * max(1.0, abs(prediction)):
+        problems.append(f"additivity gap {_short_number(gap)}")
+    r2 = _number(quality.get("r2"))
+    if r2 is not None and r2 < LIME_MIN_R2:
+        problems.append(f"poor local fit (R² {number_text(r2, 2)})")
+    deletion = quality.get("deletion")
+    if isinstance(deletion, Mapping) and deletion.get("faithful") is False:
+        problems.append("deletion check not faithful")
+    for entry in quality.get("agreement") or []:
+        if isinstance(entry, Mapping) and entry.get("disagree"):
+            problems.append(f"disagrees with {method_name(str(entry.get('with')))}")
+    noisy = [
+        a.get("feature")
+        for a in list(explanation.get("attributions") or [])[:3]
+        if _number(a.get("std_error")) is not None and a["std_error"] > abs(_number(a.get("attribution")) or 0.0)
+    ]
+    if noisy:
+        problems.append("sampling error above attribution of " + ", ".join(str(f) for f in noisy))
+    return problems
+
+
+def _receipts_text(quality: Mapping[str, Any]) -> str:
+    parts = []
+    for key, value in flatten({k: v for k, v in quality.items() if k != "agreement"}):
+        number = _number(value)
+        parts.append(f"{key}: {number_text(number) if number is not None else value}")
+    for entry in quality.get("agreement") or []:
+        if isinstance(entry, Mapping):
+            rho = _number(entry.get("spearman"))
+            parts.append(
+                f"agreement with {method_name(str(entry.get('with')))}: Spearman "
+                f"{number_text(rho, 2) if rho is not None else 'n/a'}"
+                + (f" ({'; '.join(str(r) for r in entry.get('reasons') or [])})" if entry.get("reasons") else "")
+            )
+    return "\n".join(parts)
+
+
+def quality_brief(explanation: Mapping[str, Any]) -> Html:
+    """One explanation's receipts on one short line (``exact``, ``R² 0.62``, ``± 0.01``), ``⚠`` when poor.
+
+    The reasons for a ``⚠`` follow in small print; every receipt is in the tooltip.
+    """
+    quality = explanation.get("quality") or {}
     if not quality:
         return tag("span", MISSING_CELL, class_="muted")
-    return join(tag("span", key, ": ", cell_text(value), class_="chip") for key, value in flatten(quality))
+    parts = []
+    r2, gap, spread = (_number(quality.get(key)) for key in ("r2", "additivity_gap", "max_std_error"))
+    if r2 is not None:
+        parts.append(f"R² {number_text(r2, 2)}")
+    elif quality.get("exact"):
+        parts.append("exact")
+    elif spread is not None:
+        parts.append(f"± {_short_number(spread)}")
+    if gap is not None and not quality.get("exact") and (gap > 0 or not parts):
+        parts.append(f"gap {_short_number(gap)}")
+    problems = quality_problems(explanation)
+    line = " · ".join(parts) or "receipts"
+    content = [tag("span", line, class_="q-line")]
+    if problems:
+        content = [
+            tag("span", "\u26a0 ", line, class_="q-line poor"),
+            tag("span", "; ".join(problems), class_="q-why"),
+        ]
+    return tag("span", *content, class_="quality", title=_receipts_text(quality))
+
+
+def _row_identity(explanation: Mapping[str, Any]) -> str:
+    """``Adelie-7 · row 1`` (just ``row 1`` when the id is the row number)."""
+    row, row_id = explanation.get("row"), explanation.get("id")
+    return f"row {row}" if str(row_id) == str(row) else f"{row_id} · row {row}"
 
 
 def _row_heading(explanation: Mapping[str, Any]) -> str:
-    parts = [method_name(str(explanation.get("method"))), f"row {explanation.get('row')}"]
-    if str(explanation.get("id")) != str(explanation.get("row")):
-        parts[-1] += f" · id {explanation.get('id')}"
+    parts = [_row_identity(explanation), method_name(str(explanation.get("method")))]
     if explanation.get("class") is not None:
         parts.append(f"class {explanation['class']}")
     return " · ".join(parts)
@@ -521,7 +691,12 @@ def top_features_section(
     headers = (
         ["Row", "ID", "Method"]
         + (["Class"] if with_class else [])
-        + ["Prediction", "Base value", f"Top {top} features (attribution, feature = value)", "Quality"]
+        + [
+            "Prediction",
+            "Base value",
+            Html(escape(f"Top {top} features") + tag("span", "attribution, feature = value", class_="muted")),
+            "Quality",
+        ]
     )
     first_number = 4 if with_class else 3
     rows = []
@@ -533,7 +708,7 @@ def top_features_section(
             explanation.get("prediction"),
             explanation.get("base_value"),
             _attribution_list(explanation, top),
-            _quality_chips(explanation.get("quality") or {}),
+            quality_brief(explanation),
         ]
         rows.append(row)
     note = ""
@@ -593,9 +768,9 @@ def row_plots_section(
         heading = _row_heading(explanation)
         facts = tag(
             "p",
-            f"prediction {format_number(float(explanation.get('prediction') or 0.0))} · "
-            f"base value {format_number(float(explanation.get('base_value') or 0.0))} · ",
-            _quality_chips(explanation.get("quality") or {}),
+            f"prediction {number_text(float(explanation.get('prediction') or 0.0))} · "
+            f"base value {number_text(float(explanation.get('base_value') or 0.0))} · quality ",
+            quality_brief(explanation),
             class_="facts",
         )
         figures = [
@@ -609,7 +784,18 @@ def row_plots_section(
                 tag("a", "Open shap's interactive force plot", href=_relative_href(interactive, link_base)),
                 class_="no-print",
             )
-        blocks.append(tag("div", tag("h3", heading), facts, *figures, link, class_="row-plots"))
+        title = tag(
+            "h3",
+            _row_identity(explanation),
+            tag(
+                "span",
+                " · ",
+                method_name(str(explanation.get("method"))),
+                f" · class {explanation['class']}" if explanation.get("class") is not None else "",
+                class_="muted",
+            ),
+        )
+        blocks.append(tag("div", title, facts, *figures, link, class_="row-plots"))
     if not blocks:
         return Html("")
     rows_total = len({e.get("row") for e in explanations})
@@ -622,6 +808,13 @@ def row_plots_section(
             class_="muted",
         )
     return section("Plots per row", note, *blocks, id_="row-plots")
+
+
+def _ordered_classes(seen: Sequence[str], model_classes: Any) -> list[str]:
+    """The classes explained in the model's order (its ``classes``), any other after them as seen."""
+    distinct = list(dict.fromkeys(seen))
+    order = [str(c) for c in model_classes] if isinstance(model_classes, (list, tuple)) else []
+    return [c for c in order if c in distinct] + [c for c in distinct if c not in order]
 
 
 def explain_report_html(
@@ -662,7 +855,9 @@ def explain_report_html(
 
     rows = len({e.get("row") for e in explanations})
     methods = list(dict.fromkeys(method_name(str(e.get("method"))) for e in explanations))
-    classes = list(dict.fromkeys(str(e["class"]) for e in explanations if e.get("class") is not None))
+    classes = _ordered_classes(
+        [str(e["class"]) for e in explanations if e.get("class") is not None], model.get("classes")
+    )
     stats = [
         stat("rows", rows),
         stat("explanations", len(explanations)),
@@ -691,23 +886,23 @@ def explain_report_html(
         ],
         " · ",
     )
-    toc = [("warnings", "Warnings"), ("run", "Run"), ("quality", "Quality")]
+    toc = [("warnings", "Warnings"), ("quality", "Quality")]
     if summary:
         toc.append(("summary", "Summary plot"))
     row_plots = row_plots_section(explanations, plot_files, link_base=link_base, max_plots=max_plots)
     if row_plots:
         toc.append(("row-plots", "Plots per row"))
-    toc.append(("top-features", "Top features"))
+    toc += [("top-features", "Top features"), ("run", "Run")]
     return html_page(
         f"Explanations of {model_name} on {data_name}",
         [
             tag("div", *stats, class_="stats"),
             warnings_section(warnings),
-            metadata_section(document),
             quality_section(explanations),
             summary,
             row_plots,
             top_features_section(explanations, top=top),
+            metadata_section(document),
         ],
         subtitle=subtitle,
         toc=toc,
