@@ -35,11 +35,11 @@ def print_explanations(document: ExplanationDocument, out_dir: Path, *, total: i
     table.add_column("method", no_wrap=True)
     table.add_column("class", overflow="ellipsis", max_width=10, no_wrap=True)
     table.add_column("pred", justify="right", no_wrap=True)
-    table.add_column("top features", overflow="ellipsis", no_wrap=True, ratio=1, min_width=26)
+    table.add_column("top features", overflow="fold", ratio=1, min_width=26)
     table.add_column("quality", no_wrap=True)
     for explanation in document.explanations[:MAX_TABLE_ROWS]:
         table.add_row(
-            explanation.id,
+            _short_id(explanation.id),
             explanation.method.removesuffix("_shap"),
             "" if explanation.class_label is None else explanation.class_label,
             f"{explanation.prediction:.3g}",
@@ -55,6 +55,14 @@ def print_explanations(document: ExplanationDocument, out_dir: Path, *, total: i
     for warning in document.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", markup=True, highlight=False)
     console.print(f"wrote {out_dir}/attributions.json, attributions.csv, plots/, report.html", highlight=False)
+
+
+def _short_id(identifier: str, width: int = 16) -> str:
+    """An id that fits the column, cut in the middle: ids often differ only at their end."""
+    if len(identifier) <= width:
+        return identifier
+    head = (width - 1) // 2
+    return f"{identifier[:head]}…{identifier[-(width - 1 - head):]}"
 
 
 def _top_features(explanation: Explanation) -> str:
