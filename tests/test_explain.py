@@ -717,6 +717,38 @@ def test_model_that_raises_exits_4_with_its_message(xai, tmp_path, workdir, nume
     assert "boom: this model cannot predict" in result.stderr and "Traceback" not in result.stderr
 
 
+class NanRegressor(ExplodingRegressor):
+    """Answers NaN for rows whose first feature is negative, as a broken model might."""
+
+    def predict(self, X):
+        values = np.asarray(X, dtype=float)[:, 0]
+        return np.where(values < 0, np.nan, values)
+
+
+class ShortRegressor(ExplodingRegressor):
+    """Answers one output fewer than it was asked for."""
+
+    def predict(self, X):
+        return np.zeros(max(len(X) - 1, 0))
+
+
+@pytest.mark.parametrize("model_class, message", [(NanRegressor, "NaN"), (ShortRegressor, "outputs for")])
+def test_model_with_unusable_outputs_exits_4(xai, tmp_path, workdir, numeric_data, model_class, message):
+    path = workdir / f"{model_class.__name__}.pkl"
+    joblib.dump(model_class(), path)
+    result = xai(["explain", path, numeric_data["train"], "--target", "value", "--out", tmp_path, "--trust"])
+    assert result.code == 4, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_out_that_is_a_file_exits_2(xai, tmp_path, pipeline_classifier, mixed_data):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    result = xai(["explain", pipeline_classifier, mixed_data["few"], "--target", "label", "--out", blocker / "sub"])
+    assert result.code == 2
+    assert result.stderr.startswith("error: ") and "unexpected" not in result.stderr
+
+
 @pytest.mark.parametrize(
     "content, code",
     [(b"", 2), (b"this is not a pickle at all", 2), (b"\x80\x05\x95garbage", 2)],

@@ -67,6 +67,13 @@ def main() -> None:
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(0)
+    except OSError as error:
+        # The file system said no (unreadable, disk full, not a folder...): the user's to fix.
+        if debug:
+            raise
+        where = f": {error.filename}" if error.filename else ""
+        _print_error(f"{error.strerror or error}{where}", "check the path, its permissions and the free disk space")
+        sys.exit(int(ExitCode.BAD_INPUT))
     except Exception as error:
         if type(error).__name__ == "Abort":  # click's (or typer's vendored click's) Ctrl-C
             sys.stderr.write("interrupted\n")

@@ -201,7 +201,21 @@ class LoadedModel:
                     f"the model raised {type(exc).__name__} while predicting: {message}"[:500],
                     hint="check that DATA has the values the model was trained on (XAI_DEBUG=1 shows the traceback)",
                 ) from exc
-            return result.reshape(len(result), -1)
+            expected_rows = len(frame)
+            if result.ndim == 0 or len(result) != expected_rows:
+                raise ModelFailed(
+                    f"the model returned {result.size if result.ndim == 0 else len(result)} outputs for "
+                    f"{expected_rows} rows",
+                    hint="the model's predict does not answer one output per row; is it a tabular model?",
+                )
+            result = result.reshape(expected_rows, -1)
+            if not np.isfinite(result).all():
+                bad = int((~np.isfinite(result)).any(axis=1).sum())
+                raise ModelFailed(
+                    f"the model returned NaN or infinite outputs for {bad} of {expected_rows} rows",
+                    hint="check those rows for values the model cannot handle (XAI_DEBUG=1 shows more)",
+                )
+            return result
 
         return call
 
