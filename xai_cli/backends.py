@@ -7,6 +7,7 @@ depend on the backend: every row's random stream comes from the seed, the row an
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -20,7 +21,7 @@ class LocalBackend:
     """This process (``n_jobs == 1``) or ``n_jobs`` worker processes through joblib (loky)."""
 
     def __init__(self, n_jobs: int = 1):
-        self.n_jobs = n_jobs
+        self.n_jobs = usable_workers(n_jobs)
 
     def map_ordered(self, function: Callable, shared: tuple, jobs: Iterable[tuple]) -> Iterator[Any]:
         if self.n_jobs == 1:
@@ -96,12 +97,18 @@ def _call(function: Callable, shared: _Pickled, job: _Pickled) -> Any:
     return function(*shared.items, *job.items)
 
 
+def usable_workers(n_jobs: int) -> int:
+    """At most one worker process per CPU: more only costs memory and start-up time (thousands of
+    them take the machine down), and the numbers are the same for any count."""
+    return max(1, min(int(n_jobs), os.cpu_count() or 1))
+
+
 def make_backend(name: str, *, n_jobs: int = 1, scheduler: str | None = None) -> LocalBackend | DaskBackend:
     """The backend for ``--backend``/``--n-jobs``/``--scheduler``."""
     if name not in BACKENDS:
         raise BadInput(f"unknown --backend {name!r}", hint=f"choose one of: {', '.join(BACKENDS)}")
     if name == "dask":
-        return DaskBackend(scheduler, n_workers=n_jobs if n_jobs > 1 else None)
+        return DaskBackend(scheduler, n_workers=usable_workers(n_jobs) if n_jobs > 1 else None)
     if scheduler is not None:
         raise BadInput("--scheduler is for --backend dask", hint="add --backend dask, or drop --scheduler")
     return LocalBackend(n_jobs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Annotated
 
 import typer
@@ -55,7 +56,10 @@ def main() -> None:
     """Entry point: run the app, print errors as one or two lines, exit with the contract's code."""
     debug = os.environ.get("XAI_DEBUG", "") not in ("", "0")
     try:
-        code = app(standalone_mode=False)
+        with warnings.catch_warnings():
+            if not debug:  # library warnings are noise for a command (--quiet means errors only)
+                warnings.simplefilter("ignore")
+            code = app(standalone_mode=False)
     except XaiError as error:
         if debug:
             raise
@@ -79,7 +83,12 @@ def main() -> None:
             sys.stderr.write("interrupted\n")
             sys.exit(int(ExitCode.INTERRUPTED))
         if hasattr(error, "show") and isinstance(getattr(error, "exit_code", None), int):
-            error.show()  # a usage error: unknown option, missing argument...
+            if type(error).__name__ == "NoArgsIsHelpError":
+                error.show()  # bare `xai`: the help itself
+            else:  # a usage error: unknown option, missing argument, a value that is not a number...
+                context = getattr(error, "ctx", None)
+                command = context.command_path if context is not None else "xai"
+                _print_error(error.format_message(), f"see '{command} --help' for the options and an example")
             sys.exit(int(ExitCode.BAD_INPUT))
         if debug:
             raise
@@ -92,6 +101,12 @@ def main() -> None:
 
 
 def _print_error(message: str, hint: str | None) -> None:
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {_printable(message)}\n")
     if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+        sys.stderr.write(f"hint: {_printable(hint)}\n")
+
+
+def _printable(text: str) -> str:
+    """One line: control characters (from CSV headers, file names, model files) are shown escaped,
+    so they can neither break the error/hint lines nor send escape sequences to the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))

@@ -140,7 +140,12 @@ def open_table(source: str, *, what: str = "DATA", chunk_rows: int = READ_CHUNK_
     not UTF-8 is read as Latin-1. Problems visible in the first bytes are raised at once.
     """
     handle = _open_binary(source, what)
-    first = handle.read(PEEK_BYTES)
+    try:
+        first = handle.read(PEEK_BYTES)
+    except OSError as exc:  # opened, but reading fails (EIO, a network share gone...)
+        raise BadInput(
+            f"cannot read {what} {source}: {exc.strerror or exc}", hint="check the file and the disk it is on"
+        ) from None
     if not first.strip():
         raise BadInput(f"{what} {source} is empty", hint=CSV_HINT)
     if b"\x00" in first[:4096]:
@@ -168,6 +173,10 @@ def _csv_chunks(text: Any, source: str, what: str, chunk_rows: int) -> Iterator[
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BadInput(f"cannot read {what} {source} as CSV: {first_line}", hint=CSV_HINT) from exc
+    except OSError as exc:  # the file or the pipe failed while it was being read
+        raise BadInput(
+            f"cannot read {what} {source}: {exc.strerror or exc}", hint="check the file and the disk it is on"
+        ) from None
 
 
 def _decodes_as_utf8(data: bytes) -> bool:
@@ -240,6 +249,8 @@ def match_frame(
             )
     reserved = {c for c in (target, id_col) if c is not None}
     warnings: list[str] = []
+    if target is not None and target not in frame.columns:
+        warnings.append(f"--target column {target!r} is not in {what} {table.path}: no labels, nothing dropped")
     if model.has_feature_names:
         missing = [name for name in model.feature_names if name not in frame.columns]
         if missing:
@@ -295,22 +306,33 @@ def _as_numeric(values: pd.Series, name: str, what: str) -> pd.Series:
     if pd.api.types.is_bool_dtype(values):
         return values.astype(float)
     if pd.api.types.is_numeric_dtype(values):
-        return values.astype(float)
-    numbers = pd.to_numeric(values, errors="coerce")
-    bad = values[numbers.isna() & values.notna()]
-    if len(bad):
+        numbers = values.astype(float)
+    else:
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = values[numbers.isna() & values.notna()]
+        if len(bad):
+            raise BadInput(
+                f"column {name} in {what} must be numeric, but row {bad.index[0]} holds {str(bad.iloc[0])!r}",
+                hint="the model takes this column as numbers: fix the cell, or leave it empty for a missing value",
+            )
+        numbers = numbers.astype(float)
+    infinite = numbers[np.isinf(numbers)]
+    if len(infinite):
         raise BadInput(
-            f"column {name} in {what} must be numeric, but row {bad.index[0]} holds {str(bad.iloc[0])!r}",
-            hint="the model takes this column as numbers: fix the cell, or leave it empty for a missing value",
+            f"column {name} in {what} must hold finite numbers, but row {infinite.index[0]} holds "
+            f"{str(values.loc[infinite.index[0]])!r}",
+            hint="fix the cell (numbers beyond ±1.8e308 are infinite), or leave it empty for a missing value",
         )
-    return numbers.astype(float)
+    return numbers
 
 
 def _as_strings(values: pd.Series) -> pd.Series:
     """Categories as the strings the encoder learned; empty cells stay missing."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         as_int = values.dropna()
-        if len(as_int) and (as_int == as_int.round()).all():
+        # 3.0 was written "3"; only integers that int64 holds exactly (a float beyond 2**53 is not
+        # one number, and astype("Int64") refuses those beyond 2**63) are shown without ".0".
+        if len(as_int) and (as_int == as_int.round()).all() and (as_int.abs() < 2**53).all():
             values = values.astype("Int64")
     out = values.astype(object).where(values.notna(), np.nan)
     return out.map(lambda v: v if isinstance(v, float) else str(v)).astype(object)

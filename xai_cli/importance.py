@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from xai_cli import __version__
+from xai_cli.backends import usable_workers
 from xai_cli.data import ModelRows, Table, display_value, sample_background
 from xai_cli.errors import BadInput
 from xai_cli.explanation import SCHEMA_VERSION, json_value
@@ -288,7 +289,7 @@ def permutation_importance(
             scoring=scoring,
             n_repeats=repeats,
             random_state=seed,
-            n_jobs=n_jobs,
+            n_jobs=usable_workers(n_jobs),
         )
     dropped = int((~labelled).sum())
     notes = [f"permutation: {dropped} rows with an empty --target cell were left out"] if dropped else []

@@ -967,7 +967,12 @@ def _open_model_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise BadInput(f"cannot read {label}: {error.strerror or error}",
                        "check the file's permissions") from error
     with file:
-        if not file.peek(1):
+        try:
+            empty = not file.peek(1)
+        except OSError as error:  # opened, but reading fails (EIO, a network share gone...)
+            raise BadInput(f"cannot read {label}: {error.strerror or error}",
+                           "check the file and the disk it is on") from error
+        if empty:
             raise BadInput(f"{label} is empty, not a model file", _NOT_A_MODEL_HINT)
         yield file
 

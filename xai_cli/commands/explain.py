@@ -20,6 +20,7 @@ from xai_cli.commands.options import (
     ConfigOption,
     TrustOption,
     check_choice,
+    check_out_dir,
     check_range,
     progress,
 )
@@ -154,6 +155,7 @@ def explain(
     from xai_cli.model import load_model
 
     check_choice("--method", method, CHOICES)
+    check_range("--seed", seed, 0, 2**32 - 1)  # what numpy and scikit-learn take as a seed
     if output is not None:
         check_choice("--output", output, ("probability", "raw"))
     for name, value, low in (
@@ -165,6 +167,7 @@ def explain(
         check_range(name, value, low)
     if as_json and as_jsonl:
         raise BadInput("--json and --jsonl cannot be used together", hint="choose one")
+    check_out_dir(out)
 
     model = load_model(model_path, trust=trust, allow=allow or ())
     stream = open_table(data_path)

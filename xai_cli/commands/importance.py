@@ -17,6 +17,7 @@ from xai_cli.commands.options import (
     ConfigOption,
     TrustOption,
     check_choice,
+    check_out_dir,
     check_range,
 )
 
@@ -97,10 +98,12 @@ def importance(
     from xai_cli.model import load_model
 
     check_choice("--method", method, METHOD_CHOICES)
+    check_range("--seed", seed, 0, 2**32 - 1)  # scikit-learn's random_state range
     check_range("--repeats", repeats, 1, 1000)
     check_range("--n-jobs", n_jobs, 1)
 
     model = load_model(model_path, trust=trust, allow=allow or ())
+    check_out_dir(out)
     table = read_table(data_path)
     rows = match_rows(table, model, target=target, id_col=id_col, require_target=target is not None)
     result = compute_importance(model, rows, method=method, scoring=scoring, repeats=repeats, seed=seed, n_jobs=n_jobs)

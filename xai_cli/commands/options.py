@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -66,6 +67,18 @@ AllowOption = Annotated[
 def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise BadInput(f"{option} {value!r} is not one of: {', '.join(choices)}", hint=f"e.g. {option} {choices[0]}")
+
+
+def check_out_dir(out: Path) -> None:
+    """``--out`` must be a folder, or a path where one can be made: say so before any work is done."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise BadInput(
+                    f"--out {out} is not a folder: {folder} is a file",
+                    hint="pass a folder for --out (it is created when missing)",
+                )
+            return
 
 
 def check_range(option: str, value: int, low: int, high: int = 10**8) -> None:
