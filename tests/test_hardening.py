@@ -1029,6 +1029,37 @@ def test_ctrl_c_while_plots_are_drawn_keeps_every_output(good_output, tmp_path, 
     assert not [name for name in after if name.endswith(".tmp") or "/." in name or name.startswith(".")]
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_ctrl_c_swallowed_by_a_library_still_stops_the_run(good_output, monkeypatch, forest_classifier, numeric_data):
+    """Python ignores a KeyboardInterrupt raised in a ``__del__`` or weakref callback ("Exception
+    ignored in ..."), as CI once saw inside matplotlib. The run must still exit 130 and keep the
+    old outputs, rather than finish and exit 0."""
+    import xai_cli.plots
+
+    out, before, data = good_output
+
+    class InterruptedWhileCollected:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs inside __del__, where it is swallowed
+            sum(range(1000))
+
+    real_force_png = xai_cli.plots.write_row_plots
+    calls = []
+
+    def force_png_then_sigint(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            InterruptedWhileCollected()  # collected at once: SIGINT lands in its __del__
+        return real_force_png(*args, **kwargs)
+
+    monkeypatch.setattr(xai_cli.plots, "write_row_plots", force_png_then_sigint)
+    result = run_cli(["explain", forest_classifier, data, "--background", numeric_data["train"], "--out", out, "--quiet"])
+    assert calls, "the plots were not drawn, so the interrupt was never sent"
+    assert result.code == 130, result.stderr
+    assert "Traceback" not in result.stderr
+    assert_untouched(out, before)
+
+
 # ---------------------------------------------------------------- fuzz
 
 # HARDENING_FUZZ_SCALE=10 runs ten times as many cases (for a long hunt; the default keeps the file fast).

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from xai_cli import __version__
+from xai_cli import __version__, interrupts
 from xai_cli.commands import audit as audit_command
 from xai_cli.commands import explain as explain_command
 from xai_cli.commands import importance as importance_command
@@ -55,11 +55,13 @@ app.command(epilog=inspect_command.INSPECT_EPILOG)(inspect_command.inspect)
 def main() -> None:
     """Entry point: run the app, print errors as one or two lines, exit with the contract's code."""
     debug = os.environ.get("XAI_DEBUG", "") not in ("", "0")
+    interrupts.install()
     try:
         with warnings.catch_warnings():
             if not debug:  # library warnings are noise for a command (--quiet means errors only)
                 warnings.simplefilter("ignore")
             code = app(standalone_mode=False)
+        interrupts.check()  # a Ctrl-C a library swallowed ("Exception ignored in ...") still counts
     except XaiError as error:
         if debug:
             raise

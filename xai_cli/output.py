@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from xai_cli import interrupts
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -26,6 +28,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
+        interrupts.check()  # a Ctrl-C swallowed by a library must still keep the old file
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
