@@ -1053,7 +1053,9 @@ def test_ctrl_c_swallowed_by_a_library_still_stops_the_run(good_output, monkeypa
         return real_force_png(*args, **kwargs)
 
     monkeypatch.setattr(xai_cli.plots, "write_row_plots", force_png_then_sigint)
-    result = run_cli(["explain", forest_classifier, data, "--background", numeric_data["train"], "--out", out, "--quiet"])
+    result = run_cli(
+        ["explain", forest_classifier, data, "--background", numeric_data["train"], "--out", out, "--quiet"]
+    )
     assert calls, "the plots were not drawn, so the interrupt was never sent"
     assert result.code == 130, result.stderr
     assert "Traceback" not in result.stderr
