@@ -70,7 +70,7 @@ def test_pipeline_kernel_shap_is_exact_shapley_of_original_columns(
     assert {e["method"] for e in document["explanations"]} == {"kernel_shap"}
     assert all(e["quality"]["exact"] for e in document["explanations"])
     assert len(document["explanations"]) == len(rows) * 2
-    assert_matches_truth(document, truth, ["no", "yes"], FEATURES, 1e-6)
+    assert_matches_truth(document, truth, ["no", "yes"], FEATURES, 1e-9)
     first = document["explanations"][0]
     assert first["id"] == "person-0"
     assert first["base_value"] + sum(attributions_of(first).values()) == pytest.approx(first["prediction"], abs=1e-9)
@@ -102,7 +102,7 @@ def test_forest_tree_shap_is_exact_in_probability_space(xai, tmp_path, forest_cl
     rows = pd.read_csv(numeric_data["rows"])[NUMERIC_FEATURES]
     background = pd.read_csv(background_path)[NUMERIC_FEATURES]
     truth = {r: brute_force_shapley(model.predict_proba, rows.iloc[[r]], background) for r in range(len(rows))}
-    assert_matches_truth(document, truth, ["0", "1"], NUMERIC_FEATURES, 1e-6)
+    assert_matches_truth(document, truth, ["0", "1"], NUMERIC_FEATURES, 1e-9)
 
 
 def test_boosted_tree_defaults_to_exact_raw_margin(xai, tmp_path, boosted_classifier, numeric_data, workdir):
@@ -132,7 +132,7 @@ def test_boosted_tree_defaults_to_exact_raw_margin(xai, tmp_path, boosted_classi
     margin = lambda frame: model.decision_function(frame)  # noqa: E731
     truth = {r: brute_force_shapley(margin, rows.iloc[[r]], background) for r in range(len(rows))}
     spread = np.ptp(model.decision_function(background))
-    assert_matches_truth(document, truth, ["1"], NUMERIC_FEATURES, 1e-6 * max(1.0, spread))
+    assert_matches_truth(document, truth, ["1"], NUMERIC_FEATURES, 1e-9 * max(1.0, spread))
 
 
 def test_boosted_tree_asked_for_probability_uses_kernel_shap_or_refuses_tree(
@@ -202,13 +202,47 @@ def test_linear_pipeline_linear_shap_matches_closed_form_and_brute_force(
     rows = pd.read_csv(mixed_data["rows"])[FEATURES]
     background = pd.read_csv(small_background)[FEATURES]
     truth = {r: brute_force_shapley(model.predict, rows.iloc[[r]], background) for r in range(len(rows))}
-    assert_matches_truth(document, truth, [None], FEATURES, 1e-6 * max(1.0, np.ptp(model.predict(background))))
+    assert_matches_truth(document, truth, [None], FEATURES, 1e-9 * max(1.0, np.ptp(model.predict(background))))
     # Closed form for a numeric column: coef * (scaled(x) - mean(scaled(background))).
     scaled = model[:-1].transform(rows)
     scaled_background = model[:-1].transform(background)
     age_index = list(model[:-1].get_feature_names_out()).index("numbers__age")
     expected_age = model[-1].coef_[age_index] * (scaled[0, age_index] - scaled_background[:, age_index].mean())
     assert attributions_of(document["explanations"][0])["age"] == pytest.approx(expected_age, abs=1e-9)
+
+
+def test_pipeline_with_passthrough_columns_gets_exact_linear_shap(xai, tmp_path, workdir):
+    """A fitted ColumnTransformer stores "passthrough" as an identity FunctionTransformer: still
+    column by column, so auto picks the closed form: phi_j = coef_j * (x_j - mean background x_j)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(120, 3)), columns=["a", "b", "c"])
+    model = make_pipeline(
+        ColumnTransformer([("scaled", StandardScaler(), ["a"])], remainder="passthrough"), LinearRegression()
+    ).fit(frame, 2 * frame.a - frame.b + 0.5 * frame.c)
+    model_path, rows_path, background_path = (
+        workdir / "passthrough.joblib",
+        workdir / "pt_rows.csv",
+        workdir / "pt_bg.csv",
+    )
+    joblib.dump(model, model_path)
+    frame.iloc[:3].to_csv(rows_path, index=False)
+    frame.iloc[20:60].to_csv(background_path, index=False)
+    result = xai(["explain", model_path, rows_path, "--background", background_path, "--out", tmp_path, "--json"])
+    assert result.code == 0, result.stderr
+    document = result.json()
+    assert {e["method"] for e in document["explanations"]} == {"linear_shap"}
+    background = frame.iloc[20:60]
+    slopes = {"a": 2.0, "b": -1.0, "c": 0.5}
+    for explanation in document["explanations"]:
+        row = frame.iloc[explanation["row"]]
+        for feature, slope in slopes.items():
+            expected = slope * (row[feature] - background[feature].mean())
+            assert attributions_of(explanation)[feature] == pytest.approx(expected, abs=1e-9)
 
 
 def test_linear_classifier_raw_margin_is_linear_shap(xai, tmp_path, pipeline_logistic, mixed_data, small_background):
@@ -237,7 +271,7 @@ def test_linear_classifier_raw_margin_is_linear_shap(xai, tmp_path, pipeline_log
     rows = pd.read_csv(mixed_data["rows"])[FEATURES]
     background = pd.read_csv(small_background)[FEATURES]
     truth = {r: brute_force_shapley(model.decision_function, rows.iloc[[r]], background) for r in range(len(rows))}
-    assert_matches_truth(document, truth, ["yes"], FEATURES, 1e-6)
+    assert_matches_truth(document, truth, ["yes"], FEATURES, 1e-9)
 
 
 def test_xgboost_multiclass_tree_shap_matches_brute_force_margin(xai, tmp_path, xgb_multiclass, numeric_data, workdir):
@@ -269,6 +303,31 @@ def test_xgboost_multiclass_tree_shap_matches_brute_force_margin(xai, tmp_path, 
     assert_matches_truth(document, truth, ["0", "1", "2"], NUMERIC_FEATURES, 1e-5)
 
 
+def test_interventional_tree_shap_is_exact_to_1e9_with_missing_values(
+    xai, tmp_path, lgbm_regressor, numeric_data, workdir
+):
+    """shap's interventional routine works in float32 (about 1e-8 off); xai's must be exact in
+    float64, and send a missing value down the tree's default branch as the model does."""
+    rows = pd.read_csv(numeric_data["rows"])
+    rows.loc[1, NUMERIC_FEATURES[0]] = np.nan
+    rows_path = workdir / "rows_with_gap.csv"
+    rows.to_csv(rows_path, index=False)
+    background = pd.read_csv(numeric_data["train"]).iloc[-30:].copy()
+    background.loc[background.index[:4], NUMERIC_FEATURES[1]] = np.nan
+    background_path = workdir / "numeric_bg30_gaps.csv"
+    background.to_csv(background_path, index=False)
+    result = xai(["explain", lgbm_regressor, rows_path, "--background", background_path, "--out", tmp_path, "--json"])
+    assert result.code == 0, result.stderr
+    document = result.json()
+    assert document["params"]["game"] == {"kind": "interventional", "background_rows": 30}
+    assert all(e["method"] == "tree_shap" and e["quality"]["exact"] for e in document["explanations"])
+    model = joblib.load(lgbm_regressor)
+    features, background = rows[NUMERIC_FEATURES], background[NUMERIC_FEATURES]
+    truth = {r: brute_force_shapley(model.predict, features.iloc[[r]], background) for r in range(len(features))}
+    spread = np.ptp(model.predict(background))
+    assert_matches_truth(document, truth, [None], NUMERIC_FEATURES, 1e-9 * max(1.0, spread))
+
+
 def test_lightgbm_path_dependent_tree_shap_agrees_with_native_contributions(
     xai, tmp_path, lgbm_regressor, numeric_data
 ):
@@ -284,7 +343,7 @@ def test_lightgbm_path_dependent_tree_shap_agrees_with_native_contributions(
         got = attributions_of(explanation)
         expected = dict(zip(NUMERIC_FEATURES, native[explanation["row"], :-1]))
         for feature in NUMERIC_FEATURES:
-            assert got[feature] == pytest.approx(expected[feature], abs=1e-6)
+            assert got[feature] == pytest.approx(expected[feature], abs=1e-9)
         assert explanation["quality"]["native_max_difference"] < 1e-6
 
 
@@ -400,8 +459,24 @@ def test_lime_gives_rules_fit_and_categorical_rules(xai, tmp_path, pipeline_clas
 
 def test_same_seed_same_numbers_and_another_seed_other_numbers(xai, tmp_path, pipeline_classifier, mixed_data):
     # Across --n-jobs and backends: tests/test_scale.py.
-    args = ["explain", pipeline_classifier, mixed_data["few"], "--method", "all", "--nsamples", "24", "--lime-samples", "300",
-            "--max-plots", "0", "--json", "--target", "label", "--seed", "7"]
+    args = [
+        "explain",
+        pipeline_classifier,
+        mixed_data["few"],
+        "--method",
+        "all",
+        "--nsamples",
+        "24",
+        "--lime-samples",
+        "300",
+        "--max-plots",
+        "0",
+        "--json",
+        "--target",
+        "label",
+        "--seed",
+        "7",
+    ]
     one = xai([*args, "--out", tmp_path / "one"])
     again = xai([*args, "--out", tmp_path / "again"])
     assert one.code == again.code == 0, one.stderr
@@ -478,19 +553,46 @@ def test_outputs_follow_the_contract(xai, tmp_path, pipeline_classifier, mixed_d
     assert (tmp_path / "plots" / "summary_bar.png").stat().st_size > 1000
     force_plots = sorted(p.name for p in (tmp_path / "plots").glob("force_*.png"))
     # The first method keeps the contract's name; the other method's plots add its name.
-    assert force_plots == ["force_person-0.png", "force_person-0_lime.png", "force_person-1.png", "force_person-1_lime.png"]
+    assert force_plots == [
+        "force_person-0.png",
+        "force_person-0_lime.png",
+        "force_person-1.png",
+        "force_person-1_lime.png",
+    ]
     assert (tmp_path / "plots" / "force_person-0.html").exists()
     report = (tmp_path / "report.html").read_text()
     assert "data:image/png;base64," in report and "person-5" in report
 
 
-def test_document_validates_against_the_shipped_schema_with_quality_receipts(xai, tmp_path, pipeline_classifier, mixed_data):
+def test_document_validates_against_the_shipped_schema_with_quality_receipts(
+    xai, tmp_path, pipeline_classifier, mixed_data
+):
     import importlib.resources
 
     import jsonschema
 
-    result = xai(["explain", pipeline_classifier, mixed_data["rows"], "--background", mixed_data["train"], "--method", "all",
-                  "--nsamples", "16", "--lime-samples", "300", "--id-col", "name", "--out", tmp_path, "--json", "--max-plots", "0"])
+    result = xai(
+        [
+            "explain",
+            pipeline_classifier,
+            mixed_data["rows"],
+            "--background",
+            mixed_data["train"],
+            "--method",
+            "all",
+            "--nsamples",
+            "16",
+            "--lime-samples",
+            "300",
+            "--id-col",
+            "name",
+            "--out",
+            tmp_path,
+            "--json",
+            "--max-plots",
+            "0",
+        ]
+    )
     assert result.code == 0, result.stderr
     document = result.json()
     schema = json.loads(importlib.resources.files("xai_cli").joinpath("schemas/attributions.schema.json").read_text())
@@ -512,7 +614,9 @@ def test_deletion_check_prefers_the_attributed_feature(xai, tmp_path, workdir, n
     model.coef_[:] = [5.0, 0.0, 0.0, 0.0, 0.0]  # only "a" matters
     path = workdir / "only_a.pkl"
     joblib.dump(model, path)
-    result = xai(["explain", path, numeric_data["train"], "--target", "value", "--out", tmp_path, "--json", "--max-plots", "0"])
+    result = xai(
+        ["explain", path, numeric_data["train"], "--target", "value", "--out", tmp_path, "--json", "--max-plots", "0"]
+    )
     assert result.code == 0, result.stderr
     for explanation in result.json()["explanations"][:30]:
         deletion = explanation["quality"]["deletion"]

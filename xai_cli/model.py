@@ -363,6 +363,11 @@ def is_columnwise(transformer: Any) -> bool:
         return all(is_columnwise(step) for _, step in transformer.steps)
     if name == "ColumnTransformer":
         return all(is_columnwise(t) for _, t, _ in transformer.transformers_)
+    if name == "FunctionTransformer":
+        # A fitted ColumnTransformer stores "passthrough" as an identity FunctionTransformer; a numpy
+        # ufunc (np.log1p...) is elementwise too. Any other function may mix columns.
+        function = getattr(transformer, "func", None)
+        return function is None or type(function).__name__ == "ufunc"
     return name in COLUMNWISE_TRANSFORMERS
 
 
