@@ -3,9 +3,9 @@
 Each command runs ``--runs`` times (default 10), interleaved so that a busy moment hurts both alike;
 the ratio uses the best run of each (and the median is shown). Uses hyperfine when it is installed
 (``--hyperfine`` forces it, ``--no-hyperfine`` avoids it). Also lists which heavy modules
-(shap, sklearn, pandas, matplotlib, numpy, scipy, rich) ``xai --help`` imports and the slowest
-imports from ``python -X importtime``: the contract says --help imports none of shap, sklearn, pandas
-or matplotlib and answers in well under half a second.
+(shap, sklearn, pandas, matplotlib, numpy, scipy, rich, lime, pydantic) ``xai --help`` and each
+``xai CMD --help`` import, and the slowest imports from ``python -X importtime``: the contract says
+--help imports none of shap, sklearn, pandas or matplotlib and answers in well under half a second.
 
 Goal: xai --help within 1.5x of python -c "import typer".
 
@@ -31,7 +31,8 @@ sys.path.append(str(Path(__file__).resolve().parent))  # at the end: bench/lime.
 from benchlib import fmt_ratio, markdown_table, warn_if_busy, write_results  # noqa: E402
 
 GOAL = 1.5
-HEAVY = ("shap", "sklearn", "pandas", "matplotlib", "numpy", "scipy", "rich", "lime")
+HEAVY = ("shap", "sklearn", "pandas", "matplotlib", "numpy", "scipy", "rich", "lime", "pydantic")
+COMMANDS = ("explain", "importance", "audit", "inspect")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,7 +63,6 @@ def commands(python: str) -> dict[str, list[str]]:
         "xai --help": xai_command + ["--help"],
         "xai explain --help": xai_command + ["explain", "--help"],
         "xai --version": xai_command + ["--version"],
-        "TYPER_USE_RICH=0 xai --help": ["env", "TYPER_USE_RICH=0"] + xai_command + ["--help"],
     }
 
 
@@ -99,22 +99,29 @@ def time_with_hyperfine(cmds: dict[str, list[str]], runs: int) -> dict[str, list
 
 
 def imported_modules(python: str, arguments: list[str]) -> dict:
-    """Which heavy top-level packages ``xai ARGUMENTS`` imports, and its slowest imports (-X importtime)."""
+    """Which heavy top-level packages ``xai ARGUMENTS`` imports, and its slowest imports (-X importtime).
+
+    The packages come from ``sys.modules`` at exit: -X importtime does not report a module imported
+    with ``importlib.import_module`` (as cli.py imports the chosen command's module).
+    """
     code = (
         f"import sys; sys.argv = ['xai'] + {arguments!r}\n"
-        "from xai_cli.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass"
+        "from xai_cli.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('modules:', ' '.join(sorted({name.split('.')[0] for name in sys.modules})), file=sys.stderr)"
     )
     done = subprocess.run(
         [python, "-X", "importtime", "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     rows = []
+    top_level: set[str] = set()
     for line in done.stderr.splitlines():
+        if line.startswith("modules: "):
+            top_level = set(line.split()[1:])
         if not line.startswith("import time:") or "imported package" in line:
             continue
         first, cumulative_us, name = line.split("|", 2)
         self_us = first.removeprefix("import time:")
         rows.append((int(cumulative_us), int(self_us), name[1:].rstrip()))  # nested imports are indented
-    top_level = {name.strip().split(".")[0] for _, _, name in rows}
     roots = [r for r in rows if not r[2].startswith(" ")]
     slowest = sorted(roots, reverse=True)[:12]
     return {
@@ -135,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     typer_key = 'python -c "import typer"'
     ratio = best["xai --help"] / best[typer_key]
     imports = imported_modules(args.python, ["--help"])
-    explain_imports = imported_modules(args.python, ["explain", "--help"])
+    command_imports = {name: imported_modules(args.python, [name, "--help"]) for name in COMMANDS}
 
     lines = [
         [name, f"{best[name] * 1000:.0f}", f"{median[name] * 1000:.0f}", fmt_ratio(best[name] / best[typer_key])]
@@ -148,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"One run, {args.runs} interleaved runs per command after a warm-up, timed with "
             f"{'hyperfine' if use_hyperfine else 'time.perf_counter around subprocess.run'}; ratios use the best run. "
-            "`import typer.rich_utils` is what typer imports to draw rich help (rich, markdown_it, pygments, "
-            "rich.traceback); `TYPER_USE_RICH=0 xai --help` is the same help drawn by plain click (+ /usr/bin/env).",
+            "`import typer.rich_utils` is what typer would import to draw rich help (rich, markdown_it, pygments, "
+            "rich.traceback); xai draws its help as plain text and builds only the chosen command.",
             "",
             markdown_table(["command", "best ms", "median ms", "best / import typer"], lines),
             "",
@@ -158,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
             f"Heavy packages imported by `xai --help`: {', '.join(imports['heavy_imported']) or 'none'}"
             f" (of {', '.join(HEAVY)}); forbidden by the contract and imported: "
             f"{', '.join(imports['forbidden_by_contract']) or 'none'}. "
-            f"`xai explain --help` imports: {', '.join(explain_imports['heavy_imported']) or 'none'}.",
+            + " ".join(
+                f"`xai {name} --help` imports: {', '.join(found['heavy_imported']) or 'none'}."
+                for name, found in command_imports.items()
+            ),
             "",
             "Slowest top-level imports of `xai --help` (python -X importtime, cumulative):",
             "",
@@ -180,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             "median_s": median,
             "ratio_help_vs_typer": ratio,
             "imports": imports,
-            "explain_help_imports": explain_imports,
+            "command_help_imports": command_imports,
         },
     )
     return 0

@@ -1,32 +1,85 @@
 """The ``xai`` command line: parse options, call the library, print, map errors to exit codes.
 
-Heavy libraries (pandas, scikit-learn, shap, matplotlib) are imported inside the commands, so
-``xai --help`` answers at once.
+``xai --help`` answers within 1.5x of ``import typer`` (issue 7) because it does nothing more:
+help is plain text (``rich_markup_mode=None``: rich and its markdown and syntax modules stay
+unimported until a command prints a table), a command's module is imported and its options built
+only when that command is chosen, and the heavy libraries (pandas, scikit-learn, shap, matplotlib)
+are imported inside the command functions.
 """
 
-from __future__ import annotations
-
+import importlib
 import os
 import sys
 import warnings
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from xai_cli import __version__, interrupts
-from xai_cli.commands import audit as audit_command
-from xai_cli.commands import explain as explain_command
-from xai_cli.commands import importance as importance_command
-from xai_cli.commands import inspect as inspect_command
 from xai_cli.errors import ExitCode, XaiError
+
+# The commands and their line in `xai --help`. xai_cli/commands/<name>.py defines the command
+# function <name>() (its docstring is the command's own help) and its worked example <NAME>_EPILOG.
+COMMANDS = {
+    "explain": "Local attributions for every row of DATA: Tree SHAP, linear SHAP, Kernel SHAP, LIME.",
+    "importance": "Global feature importance: permutation, built-in and mean |SHAP|, and their agreement.",
+    "audit": "Importance, score and drift against the previous run; exit 1 on a failed check.",
+    "inspect": "Model type, task, classes, features, applicable methods, safety verdict; with DATA, its columns.",
+}
+
+
+def load_command(name: str) -> TyperCommand:
+    """Import ``xai_cli.commands.<name>`` and build its click command (help included)."""
+    from typer.main import get_command
+
+    from xai_cli.commands.help import PlainHelpCommand
+
+    module = importlib.import_module(f"xai_cli.commands.{name}")
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+    single.command(
+        name=name, short_help=COMMANDS[name], epilog=getattr(module, f"{name.upper()}_EPILOG"), cls=PlainHelpCommand
+    )(getattr(module, name))
+    return get_command(single)
+
+
+class LazyCommand(TyperCommand):
+    """Stands for a command in ``xai --help``; the real one is loaded once it is chosen."""
+
+    def __init__(self, name: str):
+        super().__init__(name=name, short_help=COMMANDS[name], rich_markup_mode=None)
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        # The group calls this once it has resolved the command's name; the context it gets back
+        # names the real command, which then parses the arguments, shows --help or runs.
+        return load_command(self.name).make_context(info_name, args, parent=parent, **extra)
+
+
+class XaiGroup(TyperGroup):
+    """The ``xai`` group: every command of COMMANDS that the app did not register itself loads lazily."""
+
+    def __init__(self, *, commands=None, **attrs):
+        super().__init__(commands=commands, **attrs)
+        for name in COMMANDS:
+            self.commands.setdefault(name, LazyCommand(name))
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None and option.default is None:
+            # typer 0.29 builds a pydantic validator to coerce an absent flag's None, and in
+            # `xai CMD --help` the group's own -h is absent: 60 ms of imports. Absent means False.
+            option.default = False
+        return option
+
 
 app = typer.Typer(
     name="xai",
+    cls=XaiGroup,
     help="Explain tabular machine-learning models from the shell: SHAP, LIME, importance, audits.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -44,12 +97,6 @@ def root(
     ] = False,
 ) -> None:
     """Explain tabular machine-learning models from the shell."""
-
-
-app.command(epilog=explain_command.EXPLAIN_EPILOG)(explain_command.explain)
-app.command(epilog=importance_command.IMPORTANCE_EPILOG)(importance_command.importance)
-app.command(epilog=audit_command.AUDIT_EPILOG)(audit_command.audit)
-app.command(epilog=inspect_command.INSPECT_EPILOG)(inspect_command.inspect)
 
 
 def main() -> None:

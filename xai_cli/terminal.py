@@ -21,6 +21,7 @@ def make_console(*, stderr: bool = False):
 
     return Console(stderr=stderr, color_system=None if os.environ.get("NO_COLOR") else "auto")
 
+
 MAX_TABLE_ROWS = 50
 
 
@@ -62,7 +63,7 @@ def _short_id(identifier: str, width: int = 16) -> str:
     if len(identifier) <= width:
         return identifier
     head = (width - 1) // 2
-    return f"{identifier[:head]}…{identifier[-(width - 1 - head):]}"
+    return f"{identifier[:head]}…{identifier[-(width - 1 - head) :]}"
 
 
 def _top_features(explanation: Explanation) -> str:

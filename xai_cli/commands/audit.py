@@ -1,7 +1,5 @@
 """``xai audit``: importance, score and drift against the previous run; exit 1 when a check fails."""
 
-from __future__ import annotations
-
 import json
 import sys
 from pathlib import Path
@@ -21,17 +19,20 @@ from xai_cli.commands.options import (
 from xai_cli.errors import ExitCode
 
 AUDIT_EPILOG = """
-[bold]Example[/bold] (every night, from cron):
+Example (every night, from cron):
 
   xai audit model.pkl today.csv --target y --history audits/
 
-  writes audits/<UTC time>/ (audit.json, report.html, plots/), compares with
-  the newest earlier run there, and exits 1 naming what moved, e.g.
+writes audits/<UTC time>/ (audit.json, report.html, plots/), compares it
+with the newest earlier run there, and exits 1 naming what moved, e.g.
+
   audit FAILED: score_drop 0.21 > 0.05 (accuracy); drift:age psi 1.3 > 0.25
+
+Against a given earlier run, audit.json to stdout:
 
   xai audit model.pkl today.csv --target y --baseline old/audit.json --json
 """
-THRESHOLD_PANEL = r"Thresholds (also under \[audit] in xai.toml)"
+THRESHOLD_PANEL = "Thresholds (also under [audit] in xai.toml)"
 
 
 def audit(

@@ -1,7 +1,5 @@
 """``xai explain``: local attributions for every row of DATA."""
 
-from __future__ import annotations
-
 import itertools
 import json
 import shutil
@@ -27,13 +25,17 @@ from xai_cli.commands.options import (
 from xai_cli.errors import BadInput
 
 EXPLAIN_EPILOG = """
-[bold]Example[/bold] (penguins shipped in sample_data/):
+Example (penguins shipped in sample_data/):
 
   python sample_data/train_model.py
-  xai explain sample_data/model.joblib sample_data/rows.csv --id-col name --background sample_data/penguins.csv
+  xai explain sample_data/model.joblib sample_data/rows.csv \\
+      --id-col name --background sample_data/penguins.csv
 
-  writes xai-output/attributions.json, attributions.csv, plots/ and report.html.
-  cat rows.csv | xai explain model.pkl - --background train.csv --json | jq '.explanations[0]'
+writes attributions.json, attributions.csv, plots/ and report.html into
+xai-output/. Rows from stdin, the document to stdout:
+
+  cat rows.csv | xai explain model.pkl - --background train.csv --json \\
+      | jq '.explanations[0]'
 """
 
 
@@ -53,6 +55,7 @@ def explain(
         typer.Option(
             "--class",
             metavar="predicted|all|LABEL",
+            show_default=False,  # "default" stands for the rule the help states
             help="Class to explain (default: the positive class for binary, the predicted class otherwise).",
             rich_help_panel=METHOD_PANEL,
         ),

@@ -1,7 +1,5 @@
 """``xai importance``: global importance (permutation, built-in, mean |SHAP|) and how far they agree."""
 
-from __future__ import annotations
-
 import json
 import sys
 from pathlib import Path
@@ -22,13 +20,17 @@ from xai_cli.commands.options import (
 )
 
 IMPORTANCE_EPILOG = """
-[bold]Example[/bold] (penguins shipped in sample_data/):
+Example (penguins shipped in sample_data/):
 
   python sample_data/train_model.py
-  xai importance sample_data/model.joblib sample_data/penguins.csv --target species
+  xai importance sample_data/model.joblib sample_data/penguins.csv \\
+      --target species
 
-  writes xai-output/importance.json, importance.csv, plots/importance_<method>.png and report.html.
-  xai importance model.pkl data.csv --target y --method permutation --scoring f1_macro --json | jq .agreement
+writes importance.json, importance.csv, plots/importance_<method>.png and
+report.html into xai-output/. One method and another scorer, JSON to stdout:
+
+  xai importance model.pkl data.csv --target y --method permutation \\
+      --scoring f1_macro --json | jq .agreement
 """
 MAX_TABLE_FEATURES = 30
 

@@ -1,7 +1,5 @@
 """``xai inspect``: what xai sees in a model file, its safety verdict, and DATA's columns against it."""
 
-from __future__ import annotations
-
 import json
 import sys
 from typing import Annotated, Any
@@ -11,14 +9,16 @@ import typer
 from xai_cli.commands.options import OUTPUT_PANEL, AllowOption, TrustOption
 
 INSPECT_EPILOG = """
-[bold]Example[/bold] (penguins shipped in sample_data/):
+Example (penguins shipped in sample_data/):
 
   python sample_data/train_model.py
   xai inspect sample_data/model.joblib sample_data/rows.csv
 
-  prints the model's type, task, classes and features, the methods that apply, the safety verdict
-  and which columns of rows.csv match. Exit 3: the scan refused the file (it was not loaded);
-  exit 2: DATA lacks columns the model needs.
+prints the model's type, task, classes and features, the methods that apply,
+the safety verdict and which columns of rows.csv match. Exit 3: the scan
+refused the file (it was not loaded); exit 2: DATA lacks columns the model
+needs.
+
   xai inspect model.pkl --json | jq .safety
 """
 MAX_CATEGORIES_SHOWN = 6

@@ -1,7 +1,5 @@
 """Options, checks and the progress bar shared by every command (CLI layer: nothing here computes)."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated
