@@ -97,7 +97,8 @@ def test_forest_tree_shap_is_exact_in_probability_space(xai, tmp_path, forest_cl
     document = result.json()
     assert {e["method"] for e in document["explanations"]} == {"tree_shap"}
     assert document["model"]["output"] == "probability"
-    assert document["params"]["game"] == {"kind": "interventional", "background_rows": 40}
+    assert document["params"]["game"] == {"kind": "interventional", "background_rows": 40, "background": "all rows"}
+    assert document["params"]["receipts"] == {"tree_shap": {"explanations": 5, "exact": 5, "budget_exhausted": 0}}
     model = joblib.load(forest_classifier)
     rows = pd.read_csv(numeric_data["rows"])[NUMERIC_FEATURES]
     background = pd.read_csv(background_path)[NUMERIC_FEATURES]
@@ -319,7 +320,7 @@ def test_interventional_tree_shap_is_exact_to_1e9_with_missing_values(
     result = xai(["explain", lgbm_regressor, rows_path, "--background", background_path, "--out", tmp_path, "--json"])
     assert result.code == 0, result.stderr
     document = result.json()
-    assert document["params"]["game"] == {"kind": "interventional", "background_rows": 30}
+    assert document["params"]["game"] == {"kind": "interventional", "background_rows": 30, "background": "all rows"}
     assert all(e["method"] == "tree_shap" and e["quality"]["exact"] for e in document["explanations"])
     model = joblib.load(lgbm_regressor)
     features, background = rows[NUMERIC_FEATURES], background[NUMERIC_FEATURES]

@@ -23,7 +23,7 @@ from xai_cli import __version__
 from xai_cli.backends import LocalBackend
 from xai_cli.data import ModelRows, sample_background
 from xai_cli.errors import BadInput
-from xai_cli.explanation import Explanation, ExplanationDocument
+from xai_cli.explanation import AttributionSummary, Explanation, ExplanationDocument
 from xai_cli.methods import NEEDS_BACKGROUND, plan
 from xai_cli.methods.base import MAX_BACKGROUND_ROWS, Batch, Settings
 from xai_cli.model import LoadedModel, ModelOutput
@@ -272,7 +272,13 @@ def game_description(explain_plan: ExplainPlan) -> dict[str, Any]:
     """The game that was explained: interventional with which background, or path-dependent."""
     if explain_plan.background is None:
         return {"kind": "path_dependent", "background_rows": 0}
-    return {"kind": "interventional", "background_rows": len(explain_plan.background)}
+    info = explain_plan.background_info or {}
+    return {
+        "kind": "interventional",
+        "background_rows": len(explain_plan.background),
+        # The rows themselves (a seeded sample when more were available), never a k-means summary.
+        "background": "sample of rows" if info.get("sampled") else "all rows",
+    }
 
 
 def build_document(
@@ -282,8 +288,13 @@ def build_document(
     data: dict[str, Any],
     method: str,
     warnings: list[str],
+    receipts: dict[str, dict[str, int]] | None = None,
 ) -> ExplanationDocument:
-    """The ``attributions.json`` document for a finished run (``data``: path, sha256, rows)."""
+    """The ``attributions.json`` document for a finished run (``data``: path, sha256, rows).
+
+    ``receipts`` (from :class:`AttributionSummary`, which saw every explanation, not only those
+    kept) gives per method how many explanations are exact and how many exhausted the budget.
+    """
     model = explain_plan.model
     settings = explain_plan.settings
     return ExplanationDocument(
@@ -310,6 +321,7 @@ def build_document(
             "lime_samples": settings.lime_samples,
             "n_jobs": settings.n_jobs,
             "game": game_description(explain_plan),
+            "receipts": receipts if receipts is not None else AttributionSummary(explanations).receipts,
         },
         explanations=explanations,
         warnings=warnings,

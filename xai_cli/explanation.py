@@ -125,6 +125,8 @@ class AttributionSummary:
         self._sums: dict[tuple[str, str | None], dict[str, float]] = {}
         self._counts: dict[tuple[str, str | None], int] = {}
         self._rows: set[int] = set()
+        # Per method: explanations, how many are exact, how many stopped at the sample budget.
+        self.receipts: dict[str, dict[str, int]] = {}
         for explanation in explanations:
             self.add(explanation)
 
@@ -133,6 +135,10 @@ class AttributionSummary:
         totals = self._sums.setdefault(group, {})
         self._counts[group] = self._counts.get(group, 0) + 1
         self._rows.add(explanation.row)
+        tally = self.receipts.setdefault(explanation.method, {"explanations": 0, "exact": 0, "budget_exhausted": 0})
+        tally["explanations"] += 1
+        tally["exact"] += bool(explanation.quality.get("exact"))
+        tally["budget_exhausted"] += bool(explanation.quality.get("budget_exhausted"))
         for attribution in explanation.attributions:
             totals[attribution.feature] = totals.get(attribution.feature, 0.0) + abs(float(attribution.attribution))
 

@@ -224,7 +224,14 @@ def explain(
                 rows_done += done
                 advance(done)
         data = {"path": data_path, "sha256": stream.sha256, "rows": rows_done}
-        document = build_document(explain_plan, writer.kept, data=data, method=method, warnings=warnings.lines())
+        document = build_document(
+            explain_plan,
+            writer.kept,
+            data=data,
+            method=method,
+            warnings=warnings.lines(),
+            receipts=writer.summary.receipts,
+        )
         writer.finish(document, max_plots=max_plots)
     except BaseException as error:
         writer.abandon(error)
