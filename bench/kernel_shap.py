@@ -4,13 +4,16 @@ For each model of the issue's table (same 100 background rows, same rows to expl
 
 * shap: ``shap.KernelExplainer(predict, background).shap_values(rows)`` with its defaults
   (nsamples = 2M + 2048, l1_reg = "num_features(10)"), global numpy seed fixed;
-* xai: ``kernel_shap.explain(model, batch, background, settings=Settings(output=...))`` at its
-  default budget (2048), at shap's budget (equal budgets), and exactly (2^M coalitions) where the
-  default samples and M <= 12;
+* xai: ``kernel_shap.explain(model, batch, background, settings=Settings(output=...))`` with its
+  defaults (sampling until its accuracy target is met, at most 2048 coalitions), with the target
+  turned off at its default budget and at shap's (equal budgets), exactly (2^M coalitions) where the
+  default samples and M <= 12, and, when the default is less accurate than shap's, with tighter
+  targets until one is as accurate;
 * the exact Shapley values of the same interventional game, computed here by brute force over all
   2^M coalitions (M <= 12), or for the 30-feature logistic regression from the model's structure by
   antithetic permutation sampling with a reported standard error;
-* time inside the model: the estimator's predict method is wrapped and its wall time summed;
+* time inside the model: the estimator's predict method is wrapped and its wall time summed (for a
+  Pipeline also its steps', counted once when the Pipeline calls them);
 * where xai's time goes: the module's internals are wrapped at run time (not edited) and timed.
 
 Outputs the ratios (never absolute timings from different runs) to
@@ -49,7 +52,6 @@ from benchlib import (  # noqa: E402
     fmt_ms,
     fmt_rate,
     fmt_ratio,
-    installed_timer,
     logistic_reference,
     markdown_table,
     output_range,
@@ -87,7 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also cProfile xai's explain on each model (results/kernel_shap_profile.txt)",
     )
     parser.add_argument("--profile-only", action="store_true", help="only the cProfile, no measurements")
-    parser.add_argument("--no-ladder", action="store_true", help="skip the search for the accuracy-matched budget")
+    parser.add_argument(
+        "--no-ladder", action="store_true", help="skip the search for the accuracy target as accurate as shap"
+    )
     parser.add_argument("--out", default="kernel_shap", help="results file stem under bench/results/")
     parser.add_argument(
         "--from-json", metavar="FILE", help="only re-render the markdown report from a saved results JSON"
@@ -154,52 +158,77 @@ def run_shap(model: BenchModel, seed: int, n_rows: int | None = None, **kwargs) 
     }
 
 
-def run_xai(model: BenchModel, nsamples: int | None = None, n_rows: int | None = None, seed: int = 0) -> dict:
+def run_xai(
+    model: BenchModel,
+    nsamples: int | None = None,
+    n_rows: int | None = None,
+    seed: int = 0,
+    target: float | None = None,
+) -> dict:
     """xai's kernel_shap.explain: total time, time inside the estimator, and where the rest goes.
 
+    ``target`` replaces the module's accuracy target (``TARGET_STD_ERROR``; 0 spends the whole budget).
     The module's functions are wrapped at run time (its file is not touched); the wrappers cost a
     few microseconds per call and are called a few times per row. Parts: ``estimator`` is the model
-    itself; ``guard`` LoadedModel's wrapper around it (DataFrame -> array, warnings filter, float
-    cast); ``synthetic_rows`` building the coalition frames; ``sampling`` drawing or enumerating
-    coalitions; ``solve`` the weighted least squares with its standard errors (or exact_shapley);
-    ``rest`` everything else (reshape/mean of outputs, base values, Explanation records).
+    itself (for a Pipeline, its steps' transforms and its final step's calls too);
+    ``guard`` LoadedModel's wrapper around it (DataFrame -> array, warnings filter, float cast,
+    finiteness check); ``synthetic_rows`` building the coalition inputs; ``sampling`` drawing or
+    enumerating coalitions; ``solve`` the weighted least squares with its standard errors (or
+    exact_shapley); ``rest`` everything else (reshape/mean of outputs, base values, Explanation
+    records).
     """
     from xai_cli.methods import kernel_shap
     from xai_cli.methods.base import DEFAULT_NSAMPLES, Settings
+    from xai_cli.model import LoadedModel
 
     loaded, batch = xai_model_and_batch(model, n_rows)
     settings = Settings(output=model.output, nsamples=nsamples or DEFAULT_NSAMPLES, seed=seed)
-    names = ["synthetic_rows", "sampled_coalitions", "solve_weighted", "exact_shapley", "all_coalitions"]
-    originals = {name: getattr(kernel_shap, name) for name in names}
-    timers = {name: CallTimer(originals[name]) for name in names}
-    original_output = loaded.output
+    build = CallTimer(None)
+    timed = {
+        (kernel_shap, "_block_builder"): builder_timer(kernel_shap._block_builder, build),
+        (kernel_shap, "_column_builder"): builder_timer(kernel_shap._column_builder, build),
+    }
+    parts_of = {"sampling": [], "solve": []}
+    for owner, name, part in [
+        (kernel_shap.PairSample, "draw", "sampling"),
+        (kernel_shap, "all_coalitions", "sampling"),
+        (kernel_shap.PairSample, "estimate", "solve"),
+        (kernel_shap, "exact_shapley", "solve"),
+    ]:
+        timer = CallTimer(getattr(owner, name))
+        timed[(owner, name)] = method_timer(timer) if isinstance(owner, type) else timer
+        parts_of[part].append(timer)
     guard = PredictTimer(None)
+    original_output = LoadedModel.output
 
-    def timed_output(space):
-        output = original_output(space)
-        guard.function = output.predict
-        return dataclasses.replace(output, predict=guard)
+    def timed_output(self, space):
+        output = original_output(self, space)
+        return dataclasses.replace(output, predict=guarded(guard, output.predict))
 
+    timed[(LoadedModel, "output")] = timed_output
+    if target is not None:
+        timed[(kernel_shap, "TARGET_STD_ERROR")] = target
+    originals = {key: getattr(*key) for key in timed}
+    estimator_timer = ModelTimer(model_methods(model))
     try:
-        for name in names:
-            setattr(kernel_shap, name, timers[name])
-        loaded.output = timed_output
-        with installed_timer(model.estimator, model.method) as estimator_timer:
+        for (owner, name), replacement in timed.items():
+            setattr(owner, name, replacement)
+        with estimator_timer:
             start = time.perf_counter()
             explanations = kernel_shap.explain(loaded, batch, model.background, settings=settings)
             seconds = time.perf_counter() - start
     finally:
-        for name in names:
-            setattr(kernel_shap, name, originals[name])
-        del loaded.output
+        for (owner, name), original in originals.items():
+            setattr(owner, name, original)
     parts = {
         "estimator": estimator_timer.seconds,
         "guard": guard.seconds - estimator_timer.seconds,
-        "synthetic_rows": timers["synthetic_rows"].seconds,
-        "sampling": timers["sampled_coalitions"].seconds + timers["all_coalitions"].seconds,
-        "solve": timers["solve_weighted"].seconds + timers["exact_shapley"].seconds,
+        "synthetic_rows": build.seconds,
+        "sampling": sum(timer.seconds for timer in parts_of["sampling"]),
+        "solve": sum(timer.seconds for timer in parts_of["solve"]),
     }
     parts["rest"] = seconds - sum(parts.values())
+    per_row = [e.quality for e in explanations]
     return {
         "phi": phi_matrix(explanations, list(model.background.columns)),
         "seconds": seconds,
@@ -207,10 +236,100 @@ def run_xai(model: BenchModel, nsamples: int | None = None, n_rows: int | None =
         "model_rows": estimator_timer.rows,
         "model_calls": estimator_timer.calls,
         "nsamples": settings.nsamples,
-        "exact": bool(explanations[0].quality.get("exact")),
+        "target": kernel_shap.TARGET_STD_ERROR if target is None else target,
+        "exact": bool(per_row[0].get("exact")),
+        "coalitions_per_row": float(np.mean([q["coalitions"] for q in per_row])),
+        "budget_exhausted_share": float(np.mean([bool(q.get("budget_exhausted")) for q in per_row])),
         "parts": parts,
-        "synthetic_calls": timers["synthetic_rows"].calls,
+        "synthetic_calls": build.calls,
     }
+
+
+def builder_timer(factory, timer: CallTimer):
+    """Wrap a factory of synthetic-row builders so that every builder it makes adds to ``timer``."""
+
+    def timed_factory(*args, **kwargs):
+        built = factory(*args, **kwargs)
+
+        def build(*build_args):
+            start = time.perf_counter()
+            try:
+                return built(*build_args)
+            finally:
+                timer.seconds += time.perf_counter() - start
+                timer.calls += 1
+
+        return build
+
+    return timed_factory
+
+
+def method_timer(timer: CallTimer):
+    """A function to set on a class in place of the method ``timer`` wraps (``self`` passed through)."""
+
+    def method(self, *args, **kwargs):
+        return timer(self, *args, **kwargs)
+
+    return method
+
+
+def guarded(timer: PredictTimer, predict):
+    """``predict`` timed by ``timer`` (one timer for every guarded output the run creates)."""
+
+    def call(frame):
+        timer.function = predict
+        return timer(frame)
+
+    return call
+
+
+def model_methods(model: BenchModel) -> list[tuple]:
+    """The estimator's explained method and, for a Pipeline, its steps' own: xai may transform the
+    rows and the background once and call the final step alone on the coalitions."""
+    methods = [(model.estimator, model.method)]
+    steps = getattr(model.estimator, "steps", None)
+    if steps:
+        methods += [(step, "transform") for _, step in steps[:-1]] + [(steps[-1][1], model.method)]
+    return methods
+
+
+class ModelTimer:
+    """Time inside any of several model methods, counted once when one calls another (a Pipeline
+    calling its final step): a context manager that installs the wrappers and removes them."""
+
+    def __init__(self, methods: list[tuple]):
+        self.methods = methods
+        self.seconds, self.calls, self.rows, self.depth = 0.0, 0, 0, 0
+
+    def wrap(self, function):
+        def call(X, *args, **kwargs):
+            self.depth += 1
+            start = time.perf_counter()
+            try:
+                return function(X, *args, **kwargs)
+            finally:
+                self.depth -= 1
+                if self.depth == 0:
+                    self.seconds += time.perf_counter() - start
+                    self.calls += 1
+                    self.rows += len(X) if hasattr(X, "__len__") else X.shape[0]
+
+        return call
+
+    def __enter__(self) -> ModelTimer:
+        self.saved = []
+        for obj, name in self.methods:
+            original = getattr(obj, name)
+            self.saved.append((obj, name, name in vars(obj), original))
+            setattr(obj, name, self.wrap(original))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for obj, name, had_own, original in reversed(self.saved):
+            if had_own:
+                setattr(obj, name, original)
+            else:
+                delattr(obj, name)
 
 
 class CallTimer(PredictTimer):
@@ -269,17 +388,21 @@ def floor_of(model: BenchModel) -> float:
 def ideal_outside(model: BenchModel, n_masks: int, repeats: int = 3) -> dict:
     """The smallest share of time outside the model a Kernel SHAP can have here.
 
-    Times the plainest build of ``n_masks`` coalitions x 100 background rows (one ``np.where``, or one
-    per column for named frames) against the model on the result: whatever else a Kernel SHAP does,
-    it must at least build those rows once.
+    Times the plainest build of ``n_masks`` coalitions x 100 background rows of a numeric array (one
+    ``np.where``) against the model on the result: whatever else a Kernel SHAP does, it must at least
+    build those rows once.
     """
     rng = np.random.default_rng(0)
     masks = rng.random((n_masks, model.n_features)) < 0.5
     x, background = model.array(model.rows)[0], model.array(model.background)
-    built = model.synthetic_input(x, background, masks)
+
+    def build() -> np.ndarray:
+        return np.where(masks[:, None, :], x[None, None, :], background[None, :, :]).reshape(-1, len(x))
+
+    built = build()
     predict = model.raw_predict()
     predict(built)
-    build_seconds = best_of(lambda: model.synthetic_input(x, background, masks), repeats)
+    build_seconds = best_of(build, repeats)
     model_seconds = best_of(lambda: predict(built), repeats)
     return {
         "coalitions": n_masks,
@@ -312,25 +435,28 @@ def bench_model(model: BenchModel, args: argparse.Namespace) -> dict:
 
     ours: dict[str, dict] = {}
 
-    def run(label: str, nsamples: int | None, repeats: int = args.repeats) -> dict:
-        measure = lambda: run_xai(model, nsamples=nsamples, seed=args.seed)  # noqa: E731
+    def run(label: str, nsamples: int | None, repeats: int = args.repeats, target: float | None = None) -> dict:
+        measure = lambda: run_xai(model, nsamples=nsamples, seed=args.seed, target=target)  # noqa: E731
         ours[label] = summary(repeated(measure, min_repeats=min(2, repeats), max_repeats=repeats))
         ours[label]["speedup_vs_shap_default"] = shap_stats["seconds"] / ours[label]["seconds"]
         print(f"   xai {label}: {ours[label]['seconds']:.2f}s", file=sys.stderr)
         return ours[label]
 
+    def as_accurate_as_shap(ours: dict) -> bool:
+        return ours["max_error_pct"] <= shap_stats["max_error_pct"] + tolerance
+
     default = run("default", None)
     sampled = not default["exact"]
+    if sampled:
+        run("full budget", None, target=0.0)
     if sampled and shap_budget != default["nsamples"]:
-        run("equal budget", shap_budget)
+        run("equal budget", shap_budget, target=0.0)
     if sampled and m <= MAX_BRUTE_FORCE_FEATURES:
         run("exact", 2**m - 2, repeats=1)  # informative only, and the slowest: measured once
-    if sampled and not args.no_ladder:
-        # The smallest budget whose error is no worse than shap's default (from a ladder of budgets).
-        for budget in LADDER:
-            if budget >= default["nsamples"]:
-                break
-            if run(f"budget {budget}", budget)["max_error_pct"] <= shap_stats["max_error_pct"] + tolerance:
+    if sampled and not args.no_ladder and not as_accurate_as_shap(default):
+        # The loosest accuracy target whose error is no worse than shap's default.
+        for target in TARGET_LADDER:
+            if as_accurate_as_shap(run(f"target {target:.3%}", None, target=target)):
                 break
 
     # Only a lower bound for plain numeric arrays: for DataFrames xai's own builder can beat the plain one.
@@ -351,7 +477,7 @@ def bench_model(model: BenchModel, args: argparse.Namespace) -> dict:
     }
 
 
-LADDER = (128, 256, 512, 1024)
+TARGET_LADDER = (0.001, 0.0005, 0.00025)
 
 
 def error_tolerance(reference: dict, value_range: float) -> float:
@@ -369,7 +495,20 @@ def summarize(run: dict, reference: np.ndarray, value_range: float, n_rows: int)
         "model_calls": run["model_calls"],
         "max_error_pct": max_error(run["phi"], reference, value_range),
         "mean_error_pct": float(np.mean(np.abs(run["phi"] - reference)) / value_range * 100),
-        **{k: run[k] for k in ("nsamples", "exact", "parts", "synthetic_calls", "runs") if k in run},
+        **{
+            k: run[k]
+            for k in (
+                "nsamples",
+                "target",
+                "exact",
+                "coalitions_per_row",
+                "budget_exhausted_share",
+                "parts",
+                "synthetic_calls",
+                "runs",
+            )
+            if k in run
+        },
     }
 
 
@@ -390,6 +529,19 @@ def verdict(result: dict, label: str) -> tuple[bool, str]:
     return not problems, "; ".join(problems) or "met"
 
 
+def config_cell(label: str, ours: dict) -> str:
+    """'default (226 / 2048)', with ', exact' or the share of rows that spent the whole budget.
+
+    Results saved before the accuracy target existed have no coalition count: the budget is shown.
+    """
+    coalitions = ours.get("coalitions_per_row", ours["nsamples"])
+    if ours["exact"]:
+        return f"{label} ({coalitions:.0f}, exact)"
+    spent = ours.get("budget_exhausted_share", 0.0)
+    note = f", {spent:.0%} at budget" if spent and ours.get("target") else ""
+    return f"{label} ({coalitions:.0f} / {ours['nsamples']}{note})"
+
+
 def report(results: list[dict], args: argparse.Namespace) -> str:
     """The markdown report: one line per model and xai configuration, then the time breakdown."""
     headers = [
@@ -398,7 +550,7 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
         "shap ms/row (budget)",
         "shap inside model",
         "shap max (mean) err %",
-        "xai config (budget)",
+        "xai config (coalitions per row / budget)",
         "xai ms/row",
         "xai inside model",
         "xai max (mean) err %",
@@ -417,7 +569,7 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
                     f"{r['shap']['ms_per_row']:.1f} ({r['shap']['nsamples']})" if first else "",
                     f"{r['shap']['inside_fraction']:.0%}" if first else "",
                     f"{r['shap']['max_error_pct']:.3g} ({r['shap']['mean_error_pct']:.2g})" if first else "",
-                    f"{label} ({ours['nsamples']}{', exact' if ours['exact'] else ''})",
+                    config_cell(label, ours),
                     f"{ours['ms_per_row']:.1f}",
                     f"{ours['inside_fraction']:.0%}",
                     f"{ours['max_error_pct']:.3g} ({ours['mean_error_pct']:.2g})",
@@ -462,15 +614,19 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
         f"{', numeric models fitted on named DataFrames' if args.named else ''}. "
         "Errors are the largest (and, in brackets, the mean) |phi - exact| over rows and features, in % of the "
         "explained output's range (over background and explained rows); the goal is judged on the largest. Goal per model: speedup >= 3x against shap's defaults, "
-        "error <= shap's, time outside the model <= 30%. 'budget N' lines are the ladder searching for the "
-        "smallest budget as accurate as shap's default (tuned on these same rows: optimistic).",
+        "error <= shap's, time outside the model <= 30%. xai configurations: 'default' samples until every "
+        "standard error is below its accuracy target (TARGET_STD_ERROR of the output's spread) or the budget "
+        "(--nsamples, 2048) is spent; 'full budget' and 'equal budget' (shap's) turn the target off; 'exact' "
+        "enumerates all coalitions; 'target X%' lines are a ladder of tighter targets searching for the loosest "
+        "one as accurate as shap's default (tuned on these same rows: optimistic). The coalitions column is "
+        "the mean per row, with the share of rows that stopped at the budget rather than the target.",
         "",
         markdown_table(headers, lines),
         "",
         "## Goal per model (fastest xai configuration at least as accurate as shap's default)",
         "",
-        "'least possible outside': building the default number of synthetic rows once with a plain numpy "
-        "operation (preallocate, fill with the background, copyto the row's values) against the model's time "
+        "'least possible outside': building the default number of synthetic rows once with one plain numpy "
+        "operation (np.where of the coalition masks, the row and the background) against the model's time "
         "on them: a Kernel SHAP that materializes its synthetic rows cannot spend much less outside the model. "
         "Shown for models fed numeric arrays only (n/a for DataFrame models).",
         "",
@@ -491,7 +647,7 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
     rows = []
     for r in results:
         for label, ours in r["xai"].items():
-            if label.startswith("budget"):
+            if label.startswith("target"):
                 continue
             rows.append(
                 [r["title"], label, fmt_ms(ours["seconds"] / r["rows"])]
@@ -502,10 +658,12 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
         "",
         "## Where xai's time goes (same runs, internals wrapped at run time)",
         "",
-        "estimator = the model itself; guard = LoadedModel's wrapper (DataFrame -> array, warnings filter, "
-        "float cast); synthetic_rows = building the coalition frames; sampling = drawing/enumerating "
-        "coalitions; solve = least squares + standard errors (or exact_shapley); rest = reshape/mean of "
-        "outputs, base values, records.",
+        "estimator = the model itself (for the Pipeline: its steps, which xai may call apart: the preprocessing "
+        "once per batch, the final step on the coalitions); guard = LoadedModel's wrapper (DataFrame -> array, "
+        "warnings filter, float cast, finiteness check); synthetic_rows = building the coalition inputs; "
+        "sampling = drawing/enumerating coalitions; solve = least squares + standard errors (or exact_shapley); "
+        "rest = reshape/mean of outputs, base values, records. Model calls: xai calls the model once per "
+        "explained row and round of sampling (a row's numbers must not depend on the rows beside it in a call).",
         "",
         markdown_table(["model", "config", "ms/row"] + parts + ["model calls", "model rows per row"], rows),
     ]
