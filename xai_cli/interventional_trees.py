@@ -24,7 +24,6 @@ per numpy step, with A and B kept as bit sets.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -218,12 +217,15 @@ def _add(sets: np.ndarray, rows: slice, word: np.ndarray, flag: np.ndarray) -> N
 
 
 def _shapley_weights(n_features: int) -> np.ndarray:
-    """``weights[a, b] = a! b! / (a + b + 1)!``: the weight of a member of A (with a = |A|-1, b = |B|)."""
-    table = np.zeros((n_features + 1, n_features + 1))
-    for a in range(n_features + 1):
-        for b in range(n_features + 1 - a):
-            table[a, b] = math.factorial(a) * math.factorial(b) / math.factorial(a + b + 1)
-    return table
+    """``weights[a, b] = a! b! / (a + b + 1)!``: the weight of a member of A (with a = |A|-1, b = |B|).
+
+    That is Euler's beta function B(a + 1, b + 1); scipy evaluates it to double precision without
+    the big factorials (a wide model would need thousands of them).
+    """
+    from scipy.special import beta
+
+    a, b = np.meshgrid(np.arange(n_features + 1), np.arange(n_features + 1), indexing="ij")
+    return np.where(a + b <= n_features, beta(a + 1.0, b + 1.0), 0.0)
 
 
 def _add_leaf_contributions(phi, ensemble, weights, x_index, node, in_a, in_b, z_set) -> None:
