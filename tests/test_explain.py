@@ -927,3 +927,78 @@ def test_no_traceback_from_a_real_process_on_bad_input(tmp_path, pipeline_classi
     result = run_xai_process(["explain", pipeline_classifier, tmp_path / "absent.csv"])
     assert result.returncode == 2
     assert b"Traceback" not in result.stderr and result.stderr.startswith(b"error:")
+
+
+# ---------------------------------------------------------------- trees the review caught
+
+
+def _explain_trees(xai, tmp_path, model, rows: pd.DataFrame, background: pd.DataFrame, *extra):
+    paths = [tmp_path / name for name in ("model.joblib", "rows.csv", "background.csv")]
+    joblib.dump(model, paths[0])
+    rows.to_csv(paths[1], index=False)
+    background.to_csv(paths[2], index=False)
+    result = xai(["explain", *paths[:2], "--background", paths[2], "--out", tmp_path / "out", "--json", *extra])
+    assert result.code == 0, result.stderr
+    return result.json()
+
+
+def _tree_frame(seed: int, n: int = 600) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n, 3)), columns=["a", "b", "c"])
+    return frame, frame.a + frame.b * frame.c
+
+
+def test_hist_gradient_boosting_compares_float64_and_stays_exact(xai, tmp_path):
+    """HistGradientBoosting's thresholds are training values compared in float64: casting the
+    background (training rows) to float32 sent some down the other branch while claiming exact."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    frame, target = _tree_frame(1)
+    model = HistGradientBoostingRegressor(max_iter=15, random_state=0).fit(frame, target)
+    rows, background = frame.iloc[:3], frame.iloc[:60]
+    document = _explain_trees(xai, tmp_path, model, rows, background)
+    truth = {r: brute_force_shapley(model.predict, rows.iloc[[r]], background) for r in range(len(rows))}
+    assert all(e["method"] == "tree_shap" and e["quality"]["exact"] for e in document["explanations"])
+    spread = np.ptp(model.predict(background))
+    assert_matches_truth(document, truth, [None], ["a", "b", "c"], 1e-9 * max(1.0, spread))
+    assert document["explanations"][0]["base_value"] == pytest.approx(model.predict(background).mean(), abs=1e-12)
+
+
+def test_xgboost_missing_sentinel_is_missing_for_tree_shap(xai, tmp_path):
+    import xgboost
+
+    frame, target = _tree_frame(2)
+    holes = frame.where(np.random.default_rng(5).random(frame.shape) > 0.15, -999.0)
+    model = xgboost.XGBRegressor(n_estimators=20, max_depth=3, missing=-999.0).fit(holes, target)
+    rows, background = frame.iloc[:3], holes.iloc[:50]
+    document = _explain_trees(xai, tmp_path, model, rows, background)
+    truth = {r: brute_force_shapley(model.predict, rows.iloc[[r]], background) for r in range(len(rows))}
+    spread = float(np.ptp(model.predict(background)))
+    assert_matches_truth(document, truth, [None], ["a", "b", "c"], 1e-5 * max(1.0, spread))
+    assert document["explanations"][0]["base_value"] == pytest.approx(float(model.predict(background).mean()), abs=1e-5)
+
+
+def test_xgboost_multiclass_base_values_are_each_class_mean_margin(xai, tmp_path):
+    """shap copies XGBoost's first per-class base_score to every class; the base values must still be
+    each class's mean margin over the background, so that base + sum(attributions) = prediction."""
+    import xgboost
+
+    frame, target = _tree_frame(3)
+    model = xgboost.XGBClassifier(n_estimators=10, max_depth=3).fit(frame, np.digitize(target, [-1, 1]))
+    rows, background = frame.iloc[:2], frame.iloc[:50]
+    document = _explain_trees(xai, tmp_path, model, rows, background, "--class", "all")
+    mean_margin = model.predict(background, output_margin=True).mean(axis=0)
+    for explanation in document["explanations"]:
+        assert explanation["base_value"] == pytest.approx(mean_margin[int(explanation["class"])], abs=1e-5)
+        assert explanation["quality"]["additivity_gap"] < 1e-5
+        assert explanation["quality"]["exact"]
+
+
+def test_trees_shap_cannot_read_fall_back_to_kernel_shap(xai, tmp_path):
+    import xgboost
+
+    frame, target = _tree_frame(4, n=300)
+    model = xgboost.XGBRFRegressor(n_estimators=5, max_depth=3).fit(frame, target)
+    document = _explain_trees(xai, tmp_path, model, frame.iloc[:2], frame.iloc[:30])
+    assert document["params"]["methods"] == ["kernel_shap"]
+    assert all(e["quality"]["exact"] for e in document["explanations"])  # 3 columns: every coalition

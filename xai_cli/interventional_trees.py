@@ -111,14 +111,17 @@ def _next_node(ensemble: FlatEnsemble, node: np.ndarray, value: np.ndarray) -> n
 
 
 def _background_goes_left(ensemble: FlatEnsemble, background: np.ndarray) -> np.ndarray:
-    """For every node, the set of background rows that go left there, as bits: ``(nodes, words)``."""
+    """For every node, the set of background rows that go left there, as bits: ``(nodes, words)``.
+
+    Built a block of nodes at a time, so that memory holds the bits, never a bool per (node, row).
+    """
     internal = np.flatnonzero(ensemble.left >= 0)
-    bits = np.zeros((len(ensemble.left), len(background)), dtype=bool)
+    sets = np.zeros((len(ensemble.left), (len(background) + 63) // 64), dtype=np.uint64)
     for start in range(0, len(internal), 4096):
         nodes = internal[start : start + 4096]
         values = background[:, ensemble.feature[nodes]].T
-        bits[nodes] = _next_node(ensemble, nodes[:, None], values) == ensemble.left[nodes][:, None]
-    return _pack(bits)
+        sets[nodes] = _pack(_next_node(ensemble, nodes[:, None], values) == ensemble.left[nodes][:, None])
+    return sets
 
 
 def _pack(bits: np.ndarray) -> np.ndarray:

@@ -39,7 +39,30 @@ def applies(model: LoadedModel, settings: Settings) -> str | None:
         )
     if model.is_classifier and not model.boosted and settings.output == "raw":
         return f"{model.final_type_name} has no raw margin: its output is a probability"
-    return None
+    return _unreadable(model.final_estimator, len(model.feature_names))
+
+
+_UNREADABLE: dict[int, str | None] = {}
+
+
+def _unreadable(estimator, n_features: int) -> str | None:
+    """Why shap cannot read these trees (multi-class GradientBoosting, XGBRF, a custom ``init``...),
+    or ``None``; asked once per model, so that ``auto`` can fall back to Kernel SHAP."""
+    key = id(estimator)
+    if key not in _UNREADABLE:
+        import shap
+
+        try:
+            shap.TreeExplainer(estimator, feature_perturbation="tree_path_dependent")
+            probe = np.zeros((1, n_features))  # with a background, shap also replays the trees
+            shap.TreeExplainer(estimator, data=probe, feature_perturbation="interventional", model_output="raw")
+            _UNREADABLE[key] = None
+        except MemoryError:
+            raise
+        except Exception as error:
+            reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+            _UNREADABLE[key] = f"shap's TreeExplainer cannot read this {type(estimator).__name__} ({reason})"
+    return _UNREADABLE[key]
 
 
 def explain(
@@ -52,6 +75,7 @@ def explain(
     final = model.final_estimator
     inputs = _tree_inputs(model, batch.features)
     exact = True
+    replayed = None
     if background is not None:
         background_inputs = _tree_inputs(model, background)
         explainer = shap.TreeExplainer(
@@ -60,7 +84,8 @@ def explain(
         try:  # shap parses the trees; the arithmetic is ours, in float64 (see interventional_trees)
             ensemble = interventional_trees.flatten(explainer.model)
             raw_values = interventional_trees.shap_values(ensemble, inputs, background_inputs)
-            expected = interventional_trees.predict(ensemble, background_inputs).mean(axis=0)
+            replayed = interventional_trees.predict(ensemble, background_inputs)
+            expected = replayed.mean(axis=0)
         except interventional_trees.UnsupportedTrees:
             # shap's own routine: the same game, but in float32 arithmetic, so not exact to 1e-9
             raw_values = np.asarray(explainer.shap_values(inputs, check_additivity=False))
@@ -72,6 +97,9 @@ def explain(
         expected = np.atleast_1d(explainer.expected_value)
     values, base_values = _per_output(raw_values, expected, len(output.labels))
     predictions = output.predict(batch.features)
+    if replayed is not None:
+        base_values, reproduced = _checked_base(final, output.predict(background), replayed, base_values)
+        exact = exact and reproduced
     native_gap = _native_difference(model, inputs, raw_values) if background is None else None
 
     names = list(batch.features.columns)
@@ -104,8 +132,27 @@ def explain(
     return explanations
 
 
+def _checked_base(
+    estimator, model_output: np.ndarray, replayed: np.ndarray, base_values: np.ndarray
+) -> tuple[np.ndarray, bool]:
+    """The base values, corrected by the model's own output on the background, and whether the
+    parsed trees reproduce that output.
+
+    A constant difference is a base offset shap read wrongly (it copies XGBoost's first per-class
+    ``base_score`` to every class): it does not change any Shapley value, so the base is corrected.
+    Any other difference means the trees as parsed are not the model (a float32 cast where the
+    model compares in float64, a missing-value sentinel...): the values are then not exact.
+    """
+    replayed, _ = _per_output(replayed[:, None, :], np.zeros(replayed.shape[1]), model_output.shape[1])
+    difference = model_output - replayed[:, 0, :]
+    tolerance = _reproduction_tolerance(estimator) * max(1.0, float(np.max(np.abs(model_output))))
+    offset = difference.mean(axis=0)
+    reproduced = bool(np.all(np.abs(difference - offset) <= tolerance))
+    return base_values + offset, reproduced
+
+
 def _tree_inputs(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
-    """The numbers the trees compare: float32 for scikit-learn and XGBoost, as they do.
+    """The numbers the trees compare: float32 for scikit-learn's trees and XGBoost, as they do.
 
     shap sends every missing value down a split's default branch. LightGBM does that only for
     features trained with missing values; elsewhere it reads a missing value as 0 (missing type
@@ -113,7 +160,17 @@ def _tree_inputs(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
     here so that shap's rule gives LightGBM's answer.
     """
     values = frame.to_numpy(dtype=np.float64, copy=True)
-    if type(model.final_estimator).__module__.split(".")[0] != "lightgbm":
+    estimator = model.final_estimator
+    package = type(estimator).__module__.split(".")[0]
+    if package == "xgboost":
+        sentinel = getattr(estimator, "missing", np.nan)
+        if sentinel is not None and not np.isnan(sentinel):  # XGBRegressor(missing=-999): -999 is missing
+            values[values == sentinel] = np.nan
+        return values.astype(np.float32).astype(np.float64)
+    if package != "lightgbm":
+        # scikit-learn's tree_-based models compare float32; HistGradientBoosting compares float64.
+        if type(estimator).__name__.startswith("HistGradientBoosting"):
+            return values
         return values.astype(np.float32).astype(np.float64)
     for feature, missing_type in _lightgbm_missing_types(model.final_estimator).items():
         column = values[:, feature]
