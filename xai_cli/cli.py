@@ -110,27 +110,29 @@ def main() -> None:
             code = app(standalone_mode=False)
         interrupts.check()  # a Ctrl-C a library swallowed ("Exception ignored in ...") still counts
     except XaiError as error:
+        if interrupts.received():  # a library turned Ctrl-C into its own error (the model "failed")
+            _exit_interrupted()
         if debug:
             raise
         _print_error(error.message, error.hint)
         sys.exit(int(error.exit_code))
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(int(ExitCode.INTERRUPTED))
+        _exit_interrupted()
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(0)
     except OSError as error:
         # The file system said no (unreadable, disk full, not a folder...): the user's to fix.
+        if interrupts.received():
+            _exit_interrupted()
         if debug:
             raise
         where = f": {error.filename}" if error.filename else ""
         _print_error(f"{error.strerror or error}{where}", "check the path, its permissions and the free disk space")
         sys.exit(int(ExitCode.BAD_INPUT))
     except Exception as error:
-        if type(error).__name__ == "Abort":  # click's (or typer's vendored click's) Ctrl-C
-            sys.stderr.write("interrupted\n")
-            sys.exit(int(ExitCode.INTERRUPTED))
+        if type(error).__name__ == "Abort" or interrupts.received():  # click's Ctrl-C, or a library's
+            _exit_interrupted()
         if hasattr(error, "show") and isinstance(getattr(error, "exit_code", None), int):
             if type(error).__name__ == "NoArgsIsHelpError":
                 error.show()  # bare `xai`: the help itself
@@ -147,6 +149,11 @@ def main() -> None:
         )
         sys.exit(int(ExitCode.BAD_INPUT))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _exit_interrupted() -> None:
+    sys.stderr.write("interrupted\n")
+    sys.exit(int(ExitCode.INTERRUPTED))
 
 
 def _print_error(message: str, hint: str | None) -> None:

@@ -284,11 +284,19 @@ def _transformed_game(
     if len(names) != inputs.shape[1]:
         return None
     own, other = inputs[: len(rows)], inputs[len(rows) :]
+    background_inputs = pd.DataFrame(other, columns=names)
+    # The final estimator on the transformed background must give what the whole Pipeline gives
+    # (a category dtype the transform passed through would not survive the float block, say).
+    try:
+        shortcut, whole = final_output.predict(background_inputs), output.predict(background)
+    except MemoryError:
+        raise
+    except Exception:
+        return None
+    if shortcut.shape != whole.shape or np.max(np.abs(shortcut - whole)) > 1e-9 * max(1.0, np.max(np.abs(whole))):
+        return None
     return CoalitionGame(
-        final_output.predict,
-        _block_builder(own, other, names, owners),
-        pd.DataFrame(other, columns=names),
-        inputs.shape[1],
+        final_output.predict, _block_builder(own, other, names, owners), background_inputs, inputs.shape[1]
     )
 
 
