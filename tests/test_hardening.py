@@ -318,6 +318,15 @@ def test_garbage_data_file_exits_2(run, tmp_path, pipeline_classifier, command, 
     assert_clean_error(run(command, pipeline_classifier, path), 2, "rows.csv")
 
 
+@pytest.mark.parametrize("command", COMMANDS)
+def test_bare_carriage_returns_in_a_csv_header_exit_2_cleanly(run, tmp_path, pipeline_classifier, command):
+    """Old-Mac line ends (a bare \\r) once crashed the header check ("new-line character seen in
+    unquoted field"); found by the fuzz test."""
+    path = tmp_path / "rows.csv"
+    path.write_bytes(b"\r0\n")
+    assert_clean_error(run(command, pipeline_classifier, path), 2, "rows.csv")
+
+
 def test_a_model_file_given_as_data_exits_2(run, pipeline_classifier):
     assert_clean_error(run("explain", pipeline_classifier, pipeline_classifier), 2)
 

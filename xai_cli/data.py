@@ -151,7 +151,10 @@ def open_table(source: str, *, what: str = "DATA", chunk_rows: int = READ_CHUNK_
     if b"\x00" in first[:4096]:
         raise BadInput(f"{what} {source} is not a text CSV file (it holds binary bytes)", hint=CSV_HINT)
     encoding = "utf-8-sig" if _decodes_as_utf8(first) else "latin-1"
-    header = next(csv.reader(io.StringIO(first.decode(encoding, errors="replace"))), [])
+    try:  # newline="": the csv module reads a bare \r itself (a StringIO would split it away)
+        header = next(csv.reader(io.StringIO(first.decode(encoding, errors="replace"), newline="")), [])
+    except csv.Error as exc:
+        raise BadInput(f"cannot read {what} {source} as CSV: {exc}", hint=CSV_HINT) from None
     duplicated = sorted({name for name in header if header.count(name) > 1})
     if duplicated:
         raise BadInput(
