@@ -12,6 +12,7 @@ raw margin space, so they are never explained as probabilities here.
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -42,27 +43,33 @@ def applies(model: LoadedModel, settings: Settings) -> str | None:
     return _unreadable(model.final_estimator, len(model.feature_names))
 
 
-_UNREADABLE: dict[int, str | None] = {}
+_UNREADABLE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _unreadable(estimator, n_features: int) -> str | None:
     """Why shap cannot read these trees (multi-class GradientBoosting, XGBRF, a custom ``init``...),
-    or ``None``; asked once per model, so that ``auto`` can fall back to Kernel SHAP."""
-    key = id(estimator)
-    if key not in _UNREADABLE:
-        import shap
+    or ``None``; asked once per model object, so that ``auto`` can fall back to Kernel SHAP."""
+    try:
+        return _UNREADABLE[estimator]
+    except (KeyError, TypeError):
+        pass
+    import shap
 
-        try:
-            shap.TreeExplainer(estimator, feature_perturbation="tree_path_dependent")
-            probe = np.zeros((1, n_features))  # with a background, shap also replays the trees
-            shap.TreeExplainer(estimator, data=probe, feature_perturbation="interventional", model_output="raw")
-            _UNREADABLE[key] = None
-        except MemoryError:
-            raise
-        except Exception as error:
-            reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-            _UNREADABLE[key] = f"shap's TreeExplainer cannot read this {type(estimator).__name__} ({reason})"
-    return _UNREADABLE[key]
+    try:
+        shap.TreeExplainer(estimator, feature_perturbation="tree_path_dependent")
+        probe = np.zeros((1, n_features))  # with a background, shap also replays the trees
+        shap.TreeExplainer(estimator, data=probe, feature_perturbation="interventional", model_output="raw")
+        reason = None
+    except MemoryError:
+        raise
+    except Exception as error:
+        detail = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        reason = f"shap's TreeExplainer cannot read this {type(estimator).__name__} ({detail})"
+    try:
+        _UNREADABLE[estimator] = reason
+    except TypeError:  # not weakly referenceable: ask again next time
+        pass
+    return reason
 
 
 def explain(
