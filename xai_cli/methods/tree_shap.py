@@ -11,6 +11,8 @@ raw margin space, so they are never explained as probabilities here.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import warnings
 import weakref
 
@@ -43,33 +45,41 @@ def applies(model: LoadedModel, settings: Settings) -> str | None:
     return _unreadable(model.final_estimator, len(model.feature_names))
 
 
-_UNREADABLE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+def _once_per_model(compute):
+    """Decorate ``compute(estimator, ...)`` so that it runs once per model object: the answer is kept
+    as long as the model lives (weakly, since an id can be reused by the next model loaded)."""
+    answers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    @functools.wraps(compute)
+    def cached(estimator, *args):
+        try:
+            return answers[estimator]
+        except (KeyError, TypeError):
+            pass
+        answer = compute(estimator, *args)
+        with contextlib.suppress(TypeError):  # not weakly referenceable: computed again next time
+            answers[estimator] = answer
+        return answer
+
+    return cached
 
 
+@_once_per_model
 def _unreadable(estimator, n_features: int) -> str | None:
     """Why shap cannot read these trees (multi-class GradientBoosting, XGBRF, a custom ``init``...),
-    or ``None``; asked once per model object, so that ``auto`` can fall back to Kernel SHAP."""
-    try:
-        return _UNREADABLE[estimator]
-    except (KeyError, TypeError):
-        pass
+    or ``None``: asked once per model, so that ``auto`` can fall back to Kernel SHAP."""
     import shap
 
     try:
         shap.TreeExplainer(estimator, feature_perturbation="tree_path_dependent")
         probe = np.zeros((1, n_features))  # with a background, shap also replays the trees
         shap.TreeExplainer(estimator, data=probe, feature_perturbation="interventional", model_output="raw")
-        reason = None
     except MemoryError:
         raise
     except Exception as error:
         detail = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-        reason = f"shap's TreeExplainer cannot read this {type(estimator).__name__} ({detail})"
-    try:
-        _UNREADABLE[estimator] = reason
-    except TypeError:  # not weakly referenceable: ask again next time
-        pass
-    return reason
+        return f"shap's TreeExplainer cannot read this {type(estimator).__name__} ({detail})"
+    return None
 
 
 def explain(
@@ -196,8 +206,10 @@ def _reproduction_tolerance(estimator) -> float:
 LIGHTGBM_ZERO = 1e-35  # LightGBM's kZeroThreshold: smaller magnitudes count as zero
 
 
+@_once_per_model
 def _lightgbm_missing_types(estimator) -> dict[int, str]:
-    """Each split feature's missing-value rule in a LightGBM model ("None", "Zero" or "NaN")."""
+    """Each split feature's missing-value rule in a LightGBM model ("None", "Zero" or "NaN"): read
+    from the model's dump once, not for every batch of rows."""
     booster = getattr(estimator, "booster_", estimator)
     found: dict[int, str] = {}
     stack = [tree["tree_structure"] for tree in booster.dump_model()["tree_info"]]
