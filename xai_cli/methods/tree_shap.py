@@ -115,8 +115,12 @@ def explain(
     values, base_values = _per_output(raw_values, expected, len(output.labels))
     predictions = output.predict(batch.features)
     if replayed is not None:
-        base_values, reproduced = _checked_base(final, output.predict(background), replayed, base_values)
-        exact = exact and reproduced
+        # The base value is v(empty set): the model's own mean over the background. shap may read a
+        # base offset wrongly (it gives every class of a multi-class XGBoost model the first class's
+        # base_score); an offset changes no Shapley value, so only the base is taken from the model.
+        background_outputs = output.predict(background)
+        base_values = background_outputs.mean(axis=0)
+        exact = exact and _reproduces(final, background_outputs, replayed)
     native_gap = _native_difference(model, inputs, raw_values) if background is None else None
 
     names = list(batch.features.columns)
@@ -149,23 +153,16 @@ def explain(
     return explanations
 
 
-def _checked_base(
-    estimator, model_output: np.ndarray, replayed: np.ndarray, base_values: np.ndarray
-) -> tuple[np.ndarray, bool]:
-    """The base values, corrected by the model's own output on the background, and whether the
-    parsed trees reproduce that output.
+def _reproduces(estimator, model_output: np.ndarray, replayed: np.ndarray) -> bool:
+    """Whether the parsed trees reproduce the model's output on the background, up to a constant.
 
-    A constant difference is a base offset shap read wrongly (it copies XGBoost's first per-class
-    ``base_score`` to every class): it does not change any Shapley value, so the base is corrected.
-    Any other difference means the trees as parsed are not the model (a float32 cast where the
-    model compares in float64, a missing-value sentinel...): the values are then not exact.
+    Any other difference means the trees as parsed are not the model (a float32 cast where the model
+    compares in float64, a missing-value sentinel...): the values are then not exact.
     """
     replayed, _ = _per_output(replayed[:, None, :], np.zeros(replayed.shape[1]), model_output.shape[1])
     difference = model_output - replayed[:, 0, :]
     tolerance = _reproduction_tolerance(estimator) * max(1.0, float(np.max(np.abs(model_output))))
-    offset = difference.mean(axis=0)
-    reproduced = bool(np.all(np.abs(difference - offset) <= tolerance))
-    return base_values + offset, reproduced
+    return bool(np.all(np.abs(difference - difference.mean(axis=0)) <= tolerance))
 
 
 def _tree_inputs(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
