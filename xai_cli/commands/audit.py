@@ -13,6 +13,7 @@ from xai_cli.commands.options import (
     OUTPUT_PANEL,
     AllowOption,
     ConfigOption,
+    IdColOption,
     TrustOption,
     check_range,
 )
@@ -47,12 +48,7 @@ def audit(
             rich_help_panel=INPUT_PANEL,
         ),
     ] = None,
-    id_col: Annotated[
-        str | None,
-        typer.Option(
-            "--id-col", metavar="COL", help="Column naming the rows (not a feature).", rich_help_panel=INPUT_PANEL
-        ),
-    ] = None,
+    id_col: IdColOption = None,
     history: Annotated[
         Path | None,
         typer.Option(

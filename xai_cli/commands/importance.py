@@ -13,6 +13,7 @@ from xai_cli.commands.options import (
     OUTPUT_PANEL,
     AllowOption,
     ConfigOption,
+    IdColOption,
     TrustOption,
     check_choice,
     check_out_dir,
@@ -56,12 +57,7 @@ def importance(
             rich_help_panel=INPUT_PANEL,
         ),
     ] = None,
-    id_col: Annotated[
-        str | None,
-        typer.Option(
-            "--id-col", metavar="COL", help="Column naming the rows (not a feature).", rich_help_panel=INPUT_PANEL
-        ),
-    ] = None,
+    id_col: IdColOption = None,
     scoring: Annotated[
         str | None,
         typer.Option(

@@ -42,6 +42,12 @@ ConfigOption = Annotated[
         rich_help_panel=INPUT_PANEL,
     ),
 ]
+IdColOption = Annotated[
+    str | None,
+    typer.Option(
+        "--id-col", metavar="COL", help="Column naming the rows (not a feature).", rich_help_panel=INPUT_PANEL
+    ),
+]
 TrustOption = Annotated[
     bool,
     typer.Option(
