@@ -54,8 +54,11 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
     ``other_model`` has the same features as ``model`` but learned a label that depends on ``noise``
     and ``income`` only, so its importance ranking differs; ``retargeted`` is DATA labelled that way.
+    ``regressor`` (of ``amount``) and ``three_class`` (of ``band``, in ``banded``) also share the
+    features: other kinds of model.
     """
     from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression, Ridge
 
     folder = tmp_path_factory.mktemp("audit")
     train = mixed_frame(400, seed=1)
@@ -69,10 +72,15 @@ def files(tmp_path_factory) -> dict[str, Path]:
     other = mixed_pipeline(RandomForestClassifier(n_estimators=30, max_depth=5, random_state=0))
     joblib.dump(other.fit(train[FEATURES], noise_label(train)), folder / "other_model.pkl")
 
-    paths = {"model": folder / "model.pkl", "other_model": folder / "other_model.pkl"}
+    joblib.dump(mixed_pipeline(Ridge()).fit(train[FEATURES], train["amount"]), folder / "regressor.pkl")
+    band = pd.qcut(train["amount"], 3, labels=["low", "mid", "high"]).astype(str)
+    joblib.dump(mixed_pipeline(LogisticRegression()).fit(train[FEATURES], band), folder / "three_class.pkl")
+
+    paths = {name: folder / f"{name}.pkl" for name in ("model", "other_model", "regressor", "three_class")}
     day = mixed_frame(400, seed=5)
     versions = {
         "day": day,
+        "banded": day.assign(band=pd.qcut(day["amount"], 3, labels=["low", "mid", "high"]).astype(str)),
         "fresh": mixed_frame(400, seed=6),
         "shifted": day.assign(age=day["age"] + 5 * day["age"].std()),
         "shuffled": day.assign(label=np.random.default_rng(0).permutation(day["label"].to_numpy())),
@@ -130,6 +138,8 @@ def test_first_run_has_no_baseline_and_the_same_data_then_passes_with_nothing_mo
     first_document = read(first_run / "audit.json")
     assert first_document["status"] == "no-baseline"
     assert first_document["baseline"] is None and first_document["checks"] == []
+    # No baseline, no drift to plot: only the importance chart (the README says so).
+    assert sorted(path.name for path in (first_run / "plots").iterdir()) == ["importance_vs_baseline.png"]
 
     second = xai(args)
     assert second.code == 0, second.stderr
@@ -254,17 +264,98 @@ def test_unusable_history_entries_are_skipped_with_a_warning_and_nothing_is_dele
     assert "Traceback" not in result.stderr
 
 
-def test_a_history_of_only_unusable_entries_means_no_baseline_with_warnings(xai, tmp_path, files):
+@pytest.fixture(scope="module")
+def regressor_baseline(files, tmp_path_factory) -> Path:
+    """The audit.json of a regressor of ``amount`` with the same five features as ``model``."""
+    out = tmp_path_factory.mktemp("regressor")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("xai_cli.cli.app", app_with_audit())
+        result = run_cli(["audit", files["regressor"], files["day"], "--target", "amount", "--out", out, "--quiet"])
+    assert result.code == 0, result.stderr
+    return out / "audit.json"
+
+
+@pytest.mark.parametrize("newest", ["truncated", "regressor", "other features"])
+def test_a_history_of_only_unusable_runs_exits_2_naming_the_newest_and_writes_nothing(
+    xai, tmp_path, files, baseline, regressor_baseline, foreign_baseline, newest
+):
     history = tmp_path / "audits"
     (history / "20250101T000000Z").mkdir(parents=True)
     (history / "20250101T000000Z" / "audit.json").write_text("[1, 2, 3]")
-    result = xai(["audit", files["model"], files["day"], "--target", "label", "--history", history, "--json"])
-    assert result.code == 0, result.stderr
-    document = result.json()
-    assert document["status"] == "no-baseline"
-    assert any("holds a JSON list" in warning for warning in document["warnings"])
-    assert any("no usable earlier run" in warning for warning in document["warnings"])
-    assert (history / "20250101T000000Z" / "audit.json").read_text() == "[1, 2, 3]"
+    content, reason = {
+        "truncated": (baseline.read_bytes()[:500], "its audit.json is not valid JSON"),
+        "regressor": (regressor_baseline.read_bytes(), "its audit.json audited a regression model"),
+        "other features": (foreign_baseline.read_bytes(), "its audit.json audited a model with other features"),
+    }[newest]
+    (history / "20250102T000000Z").mkdir()
+    (history / "20250102T000000Z" / "audit.json").write_bytes(content)
+    before = snapshot(history)
+    result = xai(["audit", files["model"], files["day"], "--target", "label", "--history", history, "--quiet"])
+    assert result.code == 2, result.stderr
+    assert result.stdout == ""
+    error, hint = result.stderr.splitlines()
+    assert error.startswith(f"error: no usable earlier run in --history {history}: {history / '20250102T000000Z'}: ")
+    assert reason in error and error.endswith("(and 1 older unusable run)")
+    assert hint.startswith("hint: move unusable runs out of") and "--baseline FILE" in hint
+    assert snapshot(history) == before  # no run folder, nothing changed or deleted
+
+
+def test_an_empty_or_missing_history_or_one_of_other_files_means_no_baseline(xai, tmp_path, files):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.txt").write_text("nightly audits of model.pkl")
+    for name in ("missing", "empty", "notes"):
+        history = tmp_path / name
+        result = xai(["audit", files["model"], files["day"], "--target", "label", "--history", history, "--quiet"])
+        assert (result.code, result.stdout, result.stderr) == (0, "", ""), name
+        (run,) = [entry for entry in history.iterdir() if audit_library.run_key(entry.name)]
+        assert read(run / "audit.json")["status"] == "no-baseline"
+    assert (tmp_path / "notes" / "README.txt").is_file()
+
+
+def test_a_skipped_corrupt_run_is_named_on_stderr_even_with_quiet(xai, tmp_path, files, monkeypatch):
+    history = tmp_path / "audits"
+    args = ["audit", files["model"], files["day"], "--target", "label", "--history", history, "--quiet"]
+    fixed_clock(monkeypatch, NIGHT_1)
+    assert xai(args).code == 0
+    corrupt = history / "20260102T000000Z"
+    corrupt.mkdir()
+    (corrupt / "audit.json").write_text('{"kind": "audit", "schema_version": 1, "model": ')
+    fixed_clock(monkeypatch, NIGHT_2)
+    result = xai(args)
+    assert result.code == 0 and result.stdout == ""
+    assert result.stderr.startswith(
+        f"warning: compared with {history / '20260101T021530Z'}, skipping unusable newer runs: {corrupt}: "
+        "its audit.json is not valid JSON"
+    )
+    assert len(result.stderr.splitlines()) == 1
+    assert read(history / "20260201T021530Z" / "audit.json")["status"] == "pass"
+
+
+def test_a_baseline_the_run_would_overwrite_exits_2_before_measuring(xai, tmp_path, files, monkeypatch):
+    first = xai(["audit", files["model"], files["day"], "--target", "label", "--quiet"], cwd=tmp_path)
+    assert first.code == 0, first.stderr
+    written = tmp_path / "xai-output" / "audit.json"
+    kept = written.read_bytes()
+
+    def measure_nothing(*args, **kwargs):
+        raise AssertionError("measured although the run was refused")
+
+    monkeypatch.setattr(audit_library, "measure", measure_nothing)
+    for baseline_option, extra in (
+        ("xai-output/audit.json", []),
+        ("xai-output", []),
+        (str(written), ["--out", "./xai-output/../xai-output"]),
+    ):
+        result = xai(
+            ["audit", files["model"], files["fresh"], "--target", "label", "--baseline", baseline_option, *extra],
+            cwd=tmp_path,
+        )
+        assert result.code == 2, result.stderr
+        error, hint = result.stderr.splitlines()
+        assert "the run would overwrite the baseline it compares with" in error
+        assert hint == "hint: pass --out with another folder, or keep every run with --history DIR"
+    assert written.read_bytes() == kept
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,6 +489,31 @@ def test_a_baseline_of_a_model_with_other_features_exits_2_naming_them(xai, tmp_
 
 
 @pytest.mark.parametrize(
+    ("model", "baseline_of", "says"),
+    [
+        ("model", "regressor", "audited a regression model with the same features; this one is a classification model"),
+        ("regressor", "model", "audited a classification model with the same features; this one is a regression model"),
+        ("model", "three_class", "audited a classifier of the classes high, low, mid; this one predicts no, yes"),
+    ],
+)
+def test_a_baseline_of_another_kind_of_model_with_the_same_features_exits_2(
+    xai, tmp_path, files, baseline, regressor_baseline, model, baseline_of, says
+):
+    if baseline_of == "three_class":
+        made = xai(["audit", files["three_class"], files["banded"], "--target", "band", "--out", tmp_path / "b", "-q"])
+        assert made.code == 0, made.stderr
+        other = tmp_path / "b" / "audit.json"
+    else:
+        other = {"model": baseline, "regressor": regressor_baseline}[baseline_of]
+    target = "amount" if model == "regressor" else "label"
+    out = tmp_path / "out"
+    result = xai(["audit", files[model], files["day"], "--target", target, "--baseline", other, "--out", out])
+    assert result.code == 2, result.stderr
+    assert f"--baseline {other} cannot be used: it {says}" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+@pytest.mark.parametrize(
     ("content", "reason"),
     [
         (None, "is missing"),
@@ -433,6 +549,124 @@ def test_without_target_importance_is_mean_abs_shap_and_the_same_data_passes(
     document = result.json()
     assert document["status"] == "pass" and document["importance"]["method"] == "shap"
     assert "score_drop" not in {check["name"] for check in document["checks"]}
+
+
+def test_an_undefined_rank_correlation_fails_unless_switched_off_with_minus_one(xai, tmp_path, files, baseline):
+    # 400 copies of one row: shuffling a column changes nothing, so every importance is 0.
+    same_row = tmp_path / "same_row.csv"
+    pd.read_csv(files["day"]).iloc[[0] * 400].to_csv(same_row, index=False)
+    args = ["audit", files["model"], same_row, "--target", "label", "--baseline", baseline]
+    for threshold, passed in ((None, False), ("-0.99", False), ("-1", True)):
+        out = tmp_path / f"out{threshold}"
+        result = xai([*args, "--out", out, *(["--min-rank-correlation", threshold] if threshold else [])])
+        assert result.code == 1, result.stderr  # the score and the data moved in any case
+        check = {check["name"]: check for check in read(out / "audit.json")["checks"]}["rank_correlation"]
+        assert check["value"] is None and check["passed"] is passed, threshold
+        assert check["detail"].startswith("undefined: this run's importance ranking is constant")
+        assert ("rank_correlation undefined: " in verdict_line(result)) is not passed
+
+
+def test_importance_measured_another_way_is_reported_as_not_compared(
+    xai, tmp_path, forest_classifier, numeric_data, foreign_baseline
+):
+    args = ["audit", forest_classifier, numeric_data["train"], "--target", "target", "--baseline", foreign_baseline]
+    result = xai([*args, "--out", tmp_path])
+    assert result.code == 0, result.stderr
+    comparison = read(tmp_path / "audit.json")["comparison"]
+    assert comparison["importance"] == []
+    assert comparison["importance_not_compared"].startswith("the baseline measured shap importance and this run")
+    report = (tmp_path / "report.html").read_text()
+    assert "Importance against the baseline" not in report
+    assert "Not compared with the baseline: the baseline measured shap importance and this run permutation" in report
+    figure = audit_library.importance_vs_baseline_figure(read(tmp_path / "audit.json"))
+    assert figure.axes[0].get_title(loc="left").startswith("Importance (not compared")
+
+
+@pytest.fixture(scope="module")
+def wide_files(tmp_path_factory) -> dict[str, Path]:
+    """A logistic regression on 45 features of which 5 matter, and a night on which 8 of the others shifted."""
+    from sklearn.linear_model import LogisticRegression
+
+    folder = tmp_path_factory.mktemp("wide")
+
+    def frame(seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        features = pd.DataFrame(rng.normal(size=(400, 45)), columns=[f"feature_{i:02d}" for i in range(45)])
+        signal = features.iloc[:, :5].to_numpy() @ np.array([3, 2, 1.5, 1, 0.8])
+        return features.assign(y=(signal + rng.normal(0, 1, 400) > 0).astype(int))
+
+    train = frame(1)
+    joblib.dump(LogisticRegression(max_iter=1000).fit(train.drop(columns="y"), train["y"]), folder / "wide.pkl")
+    train.to_csv(folder / "night1.csv", index=False)
+    night2 = frame(2)
+    night2.iloc[:, 5:13] += 3
+    night2.to_csv(folder / "night2.csv", index=False)
+    return {"model": folder / "wide.pkl", "night1": folder / "night1.csv", "night2": folder / "night2.csv"}
+
+
+def test_plots_of_45_features_count_every_check_and_mute_the_rank_jumps_of_noise(xai, tmp_path, wide_files):
+    first = xai(["audit", wide_files["model"], wide_files["night1"], "--target", "y", "--out", tmp_path / "a", "-q"])
+    assert first.code == 0, first.stderr
+    args = ["audit", wide_files["model"], wide_files["night2"], "--target", "y", "--baseline", tmp_path / "a"]
+    result = xai([*args, "--out", tmp_path / "b"])
+    assert result.code == 1, result.stderr
+    document = read(tmp_path / "b" / "audit.json")
+    for plot in ("importance_vs_baseline.png", "drift.png"):
+        assert (tmp_path / "b" / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    comparison = document["comparison"]
+    psi = [row["psi"] for row in comparison["drift"] + comparison["prediction_drift"]]
+    over = sum(value > 0.25 for value in psi)
+    assert len(psi) > 45 and over >= 8
+    drift = audit_library.drift_figure(document)
+    assert drift.axes[0].get_title(loc="left") == f"Drift: {over} of {len(psi)} over the threshold (30 largest shown)"
+    assert len(drift.axes[0].get_yticklabels()) == 30
+
+    importance = audit_library.importance_vs_baseline_figure(document).axes[0]
+    assert importance.get_title(loc="left") == "Importance: this run vs the baseline, top 30 of 45 features"
+    rows = {row["feature"]: row for row in comparison["importance"]}
+    floor = audit_library.noise_share(45)
+    noise_moved = 0
+    for tick in importance.get_yticklabels():
+        row = rows[tick.get_text().split()[0]]
+        if max(row["share_before"], row["share_now"]) < floor:
+            assert "→" not in tick.get_text() and tick.get_color() != "#222222", tick.get_text()
+            noise_moved += row["rank_before"] != row["rank_now"]
+        elif row["rank_before"] != row["rank_now"]:
+            assert f"#{row['rank_before']} → #{row['rank_now']}" in tick.get_text()
+    assert noise_moved > 5  # the noise features did change rank: their labels just do not show it
+    assert "grey names: under" in importance.get_xlabel()
+
+
+def test_a_20_row_audit_stores_no_raw_values_and_still_sees_drift(xai, tmp_path, files):
+    rows = pd.read_csv(files["day"]).head(20)
+    few, shifted = tmp_path / "few.csv", tmp_path / "shifted.csv"
+    rows.to_csv(few, index=False)
+    rows.assign(age=rows["age"] + 50).to_csv(shifted, index=False)
+    first = xai(["audit", files["model"], few, "--target", "label", "--out", tmp_path / "first", "--quiet"])
+    assert first.code == 0, first.stderr
+    document = read(tmp_path / "first" / "audit.json")
+    for name in ("age", "income", "noise"):
+        summary = document["data_summary"][name]
+        column = sorted(rows[name].dropna())
+        assert summary["cdf_points"] != column
+        # Of the rows' values, only the minimum and maximum (stored as min and max anyway) are on the grid.
+        assert set(summary["cdf_points"]) & set(column) == {summary["min"], summary["max"]}, name
+        assert not set(summary["bins"]) & set(column), name
+        assert len(summary["cdf_points"]) <= 2 + len(column) // 5
+    for output in document["prediction_summary"]["outputs"].values():
+        assert len(output["cdf_points"]) <= 2 + 20 // 5
+
+    args = ["audit", files["model"], "--target", "label", "--baseline", tmp_path / "first"]
+    same = xai([*args[:2], few, *args[2:], "--out", tmp_path / "same"])
+    assert same.code == 0, same.stderr
+    checks = {check["name"]: check for check in read(tmp_path / "same" / "audit.json")["checks"]}
+    assert checks["drift:age"]["value"] == 0 and checks["drift:age"]["passed"]
+    moved = xai([*args[:2], shifted, *args[2:], "--out", tmp_path / "moved"])
+    assert moved.code == 1, moved.stderr
+    failed = failed_checks(read(tmp_path / "moved" / "audit.json"))
+    assert failed["drift:age"]["value"] > 1 and "KS 1.00" in failed["drift:age"]["detail"]
+    assert "drift:income" not in failed
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ total importance, and the population stability index (PSI) of every feature and 
 
 ``--history DIR`` keeps one folder per run, named by its UTC time (:func:`create_run_folder`), and
 :func:`find_baseline` walks the earlier ones newest first, skipping with a warning anything it
-cannot use. The module computes and writes files; it never prints and never deletes anything.
+cannot use, and refusing (exit 2) a history whose runs are all unusable. A baseline must come from
+the same kind of model (features, task, classes) and must not be the file the run would write. The
+module computes and writes files; it never prints and never deletes anything.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ DEFAULT_OUT = Path("xai-output")
 
 DECILES = np.linspace(0.1, 0.9, 9)
 PERCENTILES = np.linspace(0.0, 1.0, 101)
+# A stored grid point per this many rows at most, so that a summary never lists the rows' values.
+ROWS_PER_POINT = 5
 SUMMARY_QUANTILES = {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
 MAX_CATEGORIES = 50
 # A share of 0 would make the PSI infinite; the usual practice is to floor every share.
@@ -127,7 +131,8 @@ class Check:
 
     ``subject`` names the feature (or model output, or scorer) the value is about, where there is
     one. A check named in :data:`MINIMUM_CHECKS` passes when ``value >= threshold``, any other when
-    ``value <= threshold``; a value that cannot be computed (``None``) fails.
+    ``value <= threshold``; a value that cannot be computed (``None``) fails, save where the check
+    that builds it says otherwise (an undefined ``rank_correlation`` under a threshold of -1).
     """
 
     name: str
@@ -270,20 +275,21 @@ def summarize_column(values: pd.Series) -> dict[str, Any]:
 def numeric_summary(values: np.ndarray) -> dict[str, Any]:
     """The distribution of numbers (NaN = missing), enough to compare later data with it.
 
-    ``bins`` are the interior edges of the deciles of the present values (values the column holds,
-    duplicates dropped, so a column of few distinct values gets fewer bins); ``shares`` the share of *all* rows in each bin
-    ``(-inf, e0], (e0, e1], ..., (e_last, inf)``, which with ``missing_share`` sums to 1.
-    ``cdf_points`` are the distinct percentiles and ``cdf`` the share of present values at or below
-    each, for a KS-like distance. Infinite values fall in the outer bins and count in no statistic.
+    ``bins`` are the interior edges of the deciles of the present values (see :func:`quantile_grid`:
+    duplicates dropped, so a column of few distinct values gets fewer bins); ``shares`` the share of
+    *all* rows in each bin ``(-inf, e0], (e0, e1], ..., (e_last, inf)``, which with ``missing_share``
+    sums to 1. ``cdf_points`` are the distinct percentiles (with the minimum and maximum) and ``cdf``
+    the share of present values at or below each, for a KS-like distance. Infinite values fall in the
+    outer bins and count in no statistic.
     """
     values = np.asarray(values, dtype=float)
     present = values[~np.isnan(values)]
     finite = np.sort(present[np.isfinite(present)])
     rows = len(values)
     if len(finite):
-        # Edges and grid points are values the data holds, so a column of few values keeps them apart.
-        edges = np.unique(np.quantile(finite, DECILES, method="inverted_cdf"))
-        points = np.unique(np.quantile(finite, PERCENTILES, method="inverted_cdf"))
+        edges = quantile_grid(finite, DECILES)
+        # The ends as well (the summary's min and max): today's values beyond them must show in the KS.
+        points = np.unique(np.concatenate([finite[[0, -1]], quantile_grid(finite, PERCENTILES)]))
         cdf = np.searchsorted(finite, points, side="right") / len(finite)
         statistics = {
             "mean": float(finite.mean()),
@@ -306,6 +312,24 @@ def numeric_summary(values: np.ndarray) -> dict[str, Any]:
         "cdf_points": points.tolist(),
         "cdf": cdf.tolist(),
     }
+
+
+def quantile_grid(finite: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Distinct points that cut the sorted numbers ``finite`` at ``probabilities``, never one point per row.
+
+    With at least ``ROWS_PER_POINT`` rows per point, the points are quantiles the column holds (so a
+    column of few values keeps them apart in their own bins). With fewer rows, a full grid would be
+    the sorted column itself, the raw data an audit.json must not hold: the rows are cut instead into
+    groups of about ``ROWS_PER_POINT`` and each point lies halfway between the last value of one
+    group and the first of the next, a value no row holds unless the two are equal. Fewer than
+    ``2 * ROWS_PER_POINT`` rows give no point at all.
+    """
+    rows = len(finite)
+    if rows >= ROWS_PER_POINT * len(probabilities):
+        return np.unique(np.quantile(finite, probabilities, method="inverted_cdf"))
+    groups = rows // ROWS_PER_POINT
+    cuts = np.unique(np.round(np.arange(1, groups) * rows / max(groups, 1)).astype(int))
+    return np.unique((finite[cuts - 1] + finite[cuts]) / 2)
 
 
 def bucket_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -357,7 +381,8 @@ def numeric_drift(before: dict[str, Any], values: np.ndarray) -> dict[str, Any]:
     """PSI of ``values`` over the baseline's decile bins (and missing bucket), and the KS-like distance.
 
     ``ks`` is the largest gap between the two empirical CDFs at the baseline's percentiles: the
-    Kolmogorov-Smirnov statistic read on a grid of 101 points (``None`` when a side has no numbers).
+    Kolmogorov-Smirnov statistic read on the baseline's percentile grid (``None`` when that grid or
+    today's column holds no numbers).
     """
     values = np.asarray(values, dtype=float)
     now = bucket_shares(values, np.asarray(before["bins"], dtype=float))
@@ -409,7 +434,11 @@ def categorical_drift(before: dict[str, Any], values: pd.Series) -> dict[str, An
 
 @dataclass
 class Comparison:
-    """The checks of one run against its baseline, and the tables behind them."""
+    """The checks of one run against its baseline, and the tables behind them.
+
+    ``importance_not_compared`` says why ``importance`` is empty (the two runs measured importance
+    differently), so a report can say so instead of showing an empty comparison.
+    """
 
     checks: list[Check]
     importance: list[dict[str, Any]]
@@ -417,12 +446,14 @@ class Comparison:
     prediction_drift: list[dict[str, Any]]
     score: dict[str, Any] | None
     warnings: list[str]
+    importance_not_compared: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return json_value(
             {
                 "score": self.score,
                 "importance": self.importance,
+                "importance_not_compared": self.importance_not_compared,
                 "drift": self.drift,
                 "prediction_drift": self.prediction_drift,
             }
@@ -439,15 +470,17 @@ def compare(measurement: Measurement, baseline: dict[str, Any], thresholds: Thre
     notes: list[str] = []
     score = _score_check(measurement.score, baseline["score"], thresholds, checks, notes)
     importance_rows: list[dict[str, Any]] = []
+    not_compared = None
     before_importance = baseline["importance"]
     if before_importance["method"] == measurement.importance.name:
         importance_rows = importance_table(_importance_entries(measurement.importance), before_importance["features"])
         checks.extend(importance_checks(importance_rows, thresholds))
     else:
-        notes.append(
-            f"importance not compared: the baseline measured {before_importance['method']} importance and this "
-            f"run {measurement.importance.name} (permutation needs --target on both runs)"
+        not_compared = (
+            f"the baseline measured {before_importance['method']} importance and this run "
+            f"{measurement.importance.name} (permutation needs --target on both runs)"
         )
+        notes.append(f"importance not compared: {not_compared}")
     prediction_rows = prediction_drift(measurement, baseline["prediction_summary"], notes)
     if prediction_rows:
         worst = max(prediction_rows, key=lambda row: row["psi"])
@@ -470,6 +503,7 @@ def compare(measurement: Measurement, baseline: dict[str, Any], thresholds: Thre
         prediction_drift=prediction_rows,
         score=score,
         warnings=notes,
+        importance_not_compared=not_compared,
     )
 
 
@@ -579,11 +613,24 @@ def importance_checks(rows: list[dict[str, Any]], thresholds: Thresholds) -> lis
             warnings.simplefilter("ignore")  # a constant ranking: rho is undefined
             statistic = float(spearmanr(now, before).statistic)
         rho = None if math.isnan(statistic) else statistic
-    rho_detail = (
-        f"Spearman rho over {len(rows)} features (those under {floor:.1%} of the importance tie at 0)"
-        if rho is not None
-        else "undefined: one of the two importance rankings is constant"
-    )
+    if rho is not None:
+        correlation = Check.of(
+            "rank_correlation",
+            rho,
+            thresholds.min_rank_correlation,
+            f"Spearman rho over {len(rows)} features (those under {floor:.1%} of the importance tie at 0)",
+        )
+    else:
+        # No ranking to correlate (e.g. shuffled labels: every permutation importance is 0 or below)
+        # is a change worth failing, unless the user switched the check off with the lowest rho, -1.
+        side = "this run's" if len(set(now.tolist())) == 1 else "the baseline's"
+        correlation = Check(
+            "rank_correlation",
+            None,
+            thresholds.min_rank_correlation,
+            thresholds.min_rank_correlation <= -1,
+            f"undefined: {side} importance ranking is constant (e.g. every importance is 0 or below)",
+        )
 
     moved = max(rows, key=lambda row: abs(row["share_change"]), default=None)
     shift = abs(moved["share_change"]) if moved else 0.0
@@ -594,7 +641,7 @@ def importance_checks(rows: list[dict[str, Any]], thresholds: Thresholds) -> lis
     )
     return [
         Check.of("rank_change", fall, thresholds.max_rank_change, fall_detail, worst["feature"] if fall else None),
-        Check.of("rank_correlation", rho, thresholds.min_rank_correlation, rho_detail),
+        correlation,
         Check.of("importance_shift", shift, thresholds.max_importance_shift, shift_detail, moved and moved["feature"]),
     ]
 
@@ -741,6 +788,11 @@ def check_audit_document(document: Any) -> None:
         )
     _expect(isinstance(_field(document, "created_at"), str), "created_at")
     _expect(isinstance(_field(document, "model.sha256"), str), "model.sha256")
+    _expect(_field(document, "model.task") in ("classification", "regression"), "model.task")
+    classes = _field(document, "model.classes")
+    _expect(
+        classes is None or (isinstance(classes, list) and all(isinstance(c, str) for c in classes)), "model.classes"
+    )
     features = _field(document, "data.features")
     _expect(isinstance(features, list) and all(isinstance(name, str) for name in features), "data.features")
     _expect(isinstance(_field(document, "importance.method"), str), "importance.method")
@@ -816,10 +868,12 @@ def _check_summary(summary: Any, where: str, *, kind: str | None = None) -> None
 
 
 def usable_baseline(document: dict[str, Any], path: Path, model: LoadedModel) -> Baseline:
-    """``document`` as the baseline of ``model``; :class:`UnusableAudit` when it audited other features.
+    """``document`` as the baseline of ``model``; :class:`UnusableAudit` when it audited another kind of model.
 
-    Another model file with the same features is allowed (comparing a retrained model is what an
-    audit is for) and recorded as ``model_changed``.
+    Another model file with the same features, task and classes is allowed (comparing a retrained
+    model is what an audit is for) and recorded as ``model_changed``. A regressor against a
+    classifier, or a classifier of other classes, is another model: its score, importance and
+    outputs answer other questions, so comparing them would only skip or fail checks by accident.
     """
     before = document["data"]["features"]
     if set(before) != set(model.feature_names):
@@ -830,11 +884,25 @@ def usable_baseline(document: dict[str, Any], path: Path, model: LoadedModel) ->
             f"new features: {', '.join(new)}" if new else "",
         ]
         raise UnusableAudit(f"audited a model with other features ({'; '.join(p for p in parts if p)})")
+    task = document["model"]["task"]
+    if task != model.task:
+        raise UnusableAudit(f"audited a {task} model with the same features; this one is a {model.task} model")
+    classes = document["model"]["classes"]
+    if model.task == "classification" and set(classes or []) != set(model.classes or []):
+        raise UnusableAudit(
+            f"audited a classifier of the classes {_listed(classes or [])}; "
+            f"this one predicts {_listed(model.classes or [])}"
+        )
     return Baseline(document, path, model_changed=document["model"]["sha256"] != model.sha256)
 
 
-def load_baseline(path: str | os.PathLike, model: LoadedModel) -> Baseline:
-    """The ``--baseline`` file (or the ``audit.json`` of a run folder) for ``model``; exit 2 when unusable."""
+def _listed(names: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def baseline_file(path: str | os.PathLike) -> Path:
+    """The ``audit.json`` that ``--baseline`` names: the file itself, or the one in a run folder."""
     location = Path(path)
     if location.is_dir():
         if not (location / AUDIT_FILE).exists():
@@ -844,12 +912,41 @@ def load_baseline(path: str | os.PathLike, model: LoadedModel) -> Baseline:
                 "folder, pass it as --history",
             )
         location = location / AUDIT_FILE
+    return location
+
+
+def check_baseline_kept(baseline: Path, *, history: Path | None, out: Path | None) -> None:
+    """Raise :class:`BadInput` when the run would write its ``audit.json`` over the ``--baseline`` file.
+
+    ``--baseline xai-output/audit.json`` with the default ``--out xai-output`` would replace the
+    reference the user chose with today's run, so the next comparison would be with itself. Called
+    before anything is loaded or measured; a run with ``--history`` writes a new folder and is safe.
+    """
+    if history is not None:
+        return
+    out_dir = out or DEFAULT_OUT
+    try:
+        same = os.path.samefile(baseline, out_dir / AUDIT_FILE)
+    except OSError:  # one of the two does not exist: they are not the same file
+        return
+    if same:
+        raise BadInput(
+            f"--baseline {baseline} is the {AUDIT_FILE} this run would write (--out {out_dir}): "
+            "the run would overwrite the baseline it compares with",
+            hint="pass --out with another folder, or keep every run with --history DIR",
+        )
+
+
+def load_baseline(path: str | os.PathLike, model: LoadedModel) -> Baseline:
+    """The ``--baseline`` file (or the ``audit.json`` of a run folder) for ``model``; exit 2 when unusable."""
+    location = baseline_file(path)
     try:
         return usable_baseline(read_audit(location), location, model)
     except UnusableAudit as exc:
         raise BadInput(
             f"--baseline {location} cannot be used: it {exc}",
-            hint="pass the audit.json of an earlier `xai audit` run of a model with the same features",
+            hint="pass the audit.json of an earlier `xai audit` run of a model with the same features, "
+            "task and classes",
         ) from None
 
 
@@ -861,20 +958,56 @@ def run_key(name: str) -> tuple[str, int] | None:
     return match.group(1), int(match.group(2) or 1)
 
 
-def find_baseline(history: Path, model: LoadedModel, *, before: str) -> tuple[Baseline | None, list[str]]:
-    """The newest usable run in ``history`` older than the run folder ``before``, and warnings.
+def run_stamp(when: datetime) -> str:
+    """The UTC timestamp that names a run folder: ``20261201T021530Z``."""
+    return when.astimezone(timezone.utc).strftime(STAMP_FORMAT)
+
+
+@dataclass
+class HistorySearch:
+    """What :func:`find_baseline` found: the baseline (or ``None``), warnings, and the runs it passed over.
+
+    ``skipped_runs`` holds each run folder (or run-named file) that could not serve, newest first,
+    with the reason; entries that are not named like a run are only in ``warnings``.
+    """
+
+    baseline: Baseline | None
+    warnings: list[str]
+    skipped_runs: list[tuple[Path, str]] = field(default_factory=list)
+
+    def skipped_note(self) -> str | None:
+        """One line on the runs skipped for an older one, worth showing even under ``--quiet``.
+
+        A corrupt newest run that is silently passed over would hide itself every night; the line
+        names it so that someone moves it away.
+        """
+        if self.baseline is None or not self.skipped_runs:
+            return None
+        newest, reason = self.skipped_runs[0]
+        more = f" and {len(self.skipped_runs) - 1} more" if len(self.skipped_runs) > 1 else ""
+        return f"compared with {self.baseline.path.parent}, skipping unusable newer runs: {newest}: {reason}{more}"
+
+
+def find_baseline(history: Path, model: LoadedModel, *, until: str) -> HistorySearch:
+    """The newest usable run in ``history`` whose timestamp is ``until`` or earlier.
 
     Entries are walked newest first (by folder name); every entry skipped on the way is named in a
     warning: a name that is not a run's, a file, a folder without ``audit.json``, an unreadable or
-    foreign document, a run of a model with other features. Hidden entries (``.name``) are ignored.
-    Nothing is changed or deleted.
+    foreign document, a run of another kind of model. Hidden entries (``.name``) are ignored, and a
+    missing or empty folder means there is no baseline yet. When entries named like runs exist but
+    none is usable, :class:`BadInput` names the newest and why: a cron job would otherwise pass as
+    ``no-baseline`` every night, and its own run would become the next night's baseline. Nothing is
+    changed or deleted.
     """
-    own = run_key(before)
-    notes: list[str] = []
+    if not history.exists():
+        return HistorySearch(None, [])
     try:
-        entries = [entry for entry in history.iterdir() if not entry.name.startswith(".") and entry.name != before]
+        entries = [entry for entry in history.iterdir() if not entry.name.startswith(".")]
     except OSError as exc:
-        return None, [f"history {history} cannot be listed ({exc.strerror}): no baseline"]
+        raise BadInput(
+            f"--history {history} cannot be listed: {exc.strerror}", hint="check the path and its permissions"
+        ) from None
+    notes: list[str] = []
     runs = []
     for entry in entries:
         key = run_key(entry.name)
@@ -882,19 +1015,31 @@ def find_baseline(history: Path, model: LoadedModel, *, before: str) -> tuple[Ba
             notes.append(
                 f"history: skipped {entry}: not a run folder (its name is not a UTC time like 20261201T021530Z)"
             )
-        elif own is None or key < own:
+        elif key[0] <= until:
             runs.append((key, entry))
+    skipped: list[tuple[Path, str]] = []
     for _, entry in sorted(runs, reverse=True):
         if not entry.is_dir():
-            notes.append(f"history: skipped {entry}: a file, not a run folder")
-            continue
-        try:
-            return usable_baseline(read_audit(entry / AUDIT_FILE), entry / AUDIT_FILE, model), notes
-        except UnusableAudit as exc:
-            notes.append(f"history: skipped {entry}: its {AUDIT_FILE} {exc}")
-    if entries:
-        notes.append(f"no usable earlier run in {history}: this run has no baseline")
-    return None, notes
+            reason = "a file, not a run folder"
+        else:
+            try:
+                found = usable_baseline(read_audit(entry / AUDIT_FILE), entry / AUDIT_FILE, model)
+            except UnusableAudit as exc:
+                reason = f"its {AUDIT_FILE} {exc}"
+            else:
+                return HistorySearch(found, notes, skipped)
+        skipped.append((entry, reason))
+        notes.append(f"history: skipped {entry}: {reason}")
+    if skipped:
+        newest, reason = skipped[0]
+        older = len(skipped) - 1
+        more = f" (and {older} older unusable run{'s' if older > 1 else ''})" if older else ""
+        raise BadInput(
+            f"no usable earlier run in --history {history}: {newest}: {reason}{more}",
+            hint=f"move unusable runs out of {history} (xai deletes nothing), or pass --baseline FILE "
+            "to compare with a given audit.json",
+        )
+    return HistorySearch(None, notes)
 
 
 def check_history_folder(history: Path) -> None:
@@ -915,7 +1060,7 @@ def create_run_folder(history: Path, when: datetime) -> Path:
         raise BadInput(
             f"cannot create --history {history}: {exc.strerror}", hint="check the path and permissions"
         ) from None
-    stamp = when.astimezone(timezone.utc).strftime(STAMP_FORMAT)
+    stamp = run_stamp(when)
     for number in range(1, MAX_RUNS_PER_SECOND):
         folder = history / (stamp if number == 1 else f"{stamp}-{number}")
         try:
@@ -935,6 +1080,19 @@ def create_run_folder(history: Path, when: datetime) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass
+class AuditRun:
+    """One finished run: its ``audit.json`` document, the folder it was written to, and a line for stderr.
+
+    ``skipped_note`` is :meth:`HistorySearch.skipped_note`: set when newer unusable runs of the
+    history were passed over for an older baseline.
+    """
+
+    document: dict[str, Any]
+    out_dir: Path
+    skipped_note: str | None = None
+
+
 def run_audit(
     model: LoadedModel,
     table: Table,
@@ -948,27 +1106,31 @@ def run_audit(
     repeats: int = DEFAULT_REPEATS,
     seed: int = 0,
     n_jobs: int = 1,
-) -> tuple[dict[str, Any], Path]:
-    """Measure, compare with ``baseline`` (or the newest usable run of ``history``), write every file.
+) -> AuditRun:
+    """Find the baseline, measure, compare with it, write every file.
 
-    Returns the ``audit.json`` document and the folder it was written to: a new run folder in
-    ``history``, else ``out`` (default ``xai-output``).
+    The run goes to a new run folder in ``history``, else to ``out`` (default ``xai-output``). The
+    baseline is ``baseline``, else the newest usable run of ``history``, looked up before anything
+    is measured or written: a history of only unusable runs raises :class:`BadInput` and leaves the
+    folder as it was.
     """
+    now = utc_now()
+    notes: list[str] = []
+    search = None
     if history is not None:
         check_history_folder(history)
-    now = utc_now()
+        if baseline is None:
+            search = find_baseline(history, model, until=run_stamp(now))
+            baseline, notes = search.baseline, list(search.warnings)
+    elif baseline is None:
+        notes.append("no --history or --baseline: nothing to compare with (pass --history DIR to keep runs)")
     measurement = measure(model, rows, scoring=scoring, repeats=repeats, seed=seed, n_jobs=n_jobs)
-    notes: list[str] = []
     if history is not None:
         out_dir = create_run_folder(history, now)
-        if baseline is None:
-            baseline, notes = find_baseline(history, model, before=out_dir.name)
         if out is not None:
             notes.append(f"--out {out} is not used: with --history the run is written to {out_dir}")
     else:
         out_dir = out or DEFAULT_OUT
-        if baseline is None:
-            notes.append("no --history or --baseline: nothing to compare with (pass --history DIR to keep runs)")
     comparison = compare(measurement, baseline.document, thresholds) if baseline is not None else None
     params = {
         "importance": measurement.importance_params,
@@ -988,7 +1150,7 @@ def run_audit(
         extra_warnings=notes,
     )
     write_audit_outputs(document, out_dir)
-    return document, out_dir
+    return AuditRun(document, out_dir, search.skipped_note() if search is not None else None)
 
 
 def build_document(
@@ -1120,8 +1282,11 @@ def _plot_label(text: str) -> str:
 def importance_vs_baseline_figure(document: dict[str, Any], *, max_features: int = MAX_PLOT_FEATURES) -> Figure:
     """Each feature's share of the total importance, this run against the baseline, as grouped bars.
 
-    Features keep today's order (most important on top); a label says how the rank moved. This run
-    is solid blue, the baseline hatched orange, so the two read apart in grey too.
+    Features keep today's order (most important on top), the ``max_features`` largest of either run
+    shown; a label says how the rank moved. A feature under :func:`noise_share` in both runs gets no
+    rank arrow and a grey name: its rank moves by chance (``#45 → #15`` among features that carry
+    nothing) and must not draw the eye. This run is solid blue, the baseline hatched orange, so the
+    two read apart in grey too.
     """
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
@@ -1138,11 +1303,14 @@ def importance_vs_baseline_figure(document: dict[str, Any], *, max_features: int
     shown = sorted(rows, key=lambda row: -max(row["share_now"], row.get("share_before") or 0.0))[:max_features]
     shown = sorted(shown, key=lambda row: row["rank_now"])[::-1]
     with_baseline = "share_before" in rows[0] if rows else False
-    labels = []
+    floor = noise_share(len(rows))
+    labels, noise = [], []
     for row in shown:
-        moved = with_baseline and row["rank_before"] != row["rank_now"]
+        carries_nothing = with_baseline and max(row["share_now"], row["share_before"]) < floor
+        moved = with_baseline and row["rank_before"] != row["rank_now"] and not carries_nothing
         rank = f"#{row['rank_before']} → #{row['rank_now']}" if moved else f"#{row['rank_now']}"
         labels.append(f"{_plot_label(row['feature'])}  {rank}")
+        noise.append(carries_nothing)
     height = 1.6 + (0.42 if with_baseline else 0.3) * max(len(shown), 1)
     figure = Figure(figsize=(8.5, height), dpi=100, layout="constrained", facecolor="white")
     ax = figure.add_subplot()
@@ -1167,6 +1335,8 @@ def importance_vs_baseline_figure(document: dict[str, Any], *, max_features: int
             label=f"baseline ({document['baseline']['created_at']})",
         )
     ax.set_yticks(positions, labels, fontsize=FONT_SIZE)
+    for tick, carries_nothing in zip(ax.get_yticklabels(), noise):
+        tick.set_color(MUTED if carries_nothing else INK)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.grid(axis="x", color=GRID, linewidth=0.8)
     ax.set_axisbelow(True)
@@ -1175,8 +1345,18 @@ def importance_vs_baseline_figure(document: dict[str, Any], *, max_features: int
     ax.spines["left"].set_color(MUTED)
     importance = document["importance"]
     scoring = f", {importance['scoring']}" if importance.get("scoring") else ""
-    ax.set_xlabel(f"share of the total importance ({importance['method']}{scoring})", color=INK)
-    title = "Importance: this run vs the baseline" if with_baseline else "Importance (no baseline yet)"
+    xlabel = f"share of the total importance ({importance['method']}{scoring})"
+    if any(noise):
+        xlabel += f"\ngrey names: under {floor:.1%} of the importance in both runs, so their rank is noise"
+    ax.set_xlabel(xlabel, color=INK)
+    if with_baseline:
+        title = "Importance: this run vs the baseline"
+    elif document["baseline"] is not None:
+        title = "Importance (not compared: the baseline measured it another way)"
+    else:
+        title = "Importance (no baseline yet)"
+    if len(shown) < len(rows):
+        title += f", top {len(shown)} of {len(rows)} features"
     ax.set_title(title, loc="left", color=INK)
     if with_baseline:
         figure.legend(loc="outside lower center", ncols=2, fontsize=SMALL_FONT_SIZE, frameon=False)
@@ -1186,7 +1366,8 @@ def importance_vs_baseline_figure(document: dict[str, Any], *, max_features: int
 def drift_figure(document: dict[str, Any], *, max_features: int = MAX_PLOT_FEATURES) -> Figure:
     """PSI of every feature (and of the predictions) against the baseline, with the ``--max-drift`` line.
 
-    Bars over the threshold are hatched vermillion, the others blue; the largest PSI is on top.
+    Bars over the threshold are hatched vermillion, the others blue; the largest PSI is on top. The
+    title counts every feature and output, and says how many bars are shown when not all fit.
     """
     from matplotlib.figure import Figure
 
@@ -1196,6 +1377,8 @@ def drift_figure(document: dict[str, Any], *, max_features: int = MAX_PLOT_FEATU
     threshold = document["params"]["thresholds"]["max_drift"]
     entries = [(_plot_label(row["feature"]), row["psi"]) for row in comparison["drift"]]
     entries += [(_plot_label(f"prediction: {row['output']}"), row["psi"]) for row in comparison["prediction_drift"]]
+    total = len(entries)
+    failing = sum(psi > threshold for _, psi in entries)
     entries = sorted(entries, key=lambda entry: -entry[1])[:max_features][::-1]
     figure = Figure(figsize=(8.5, 1.6 + 0.3 * max(len(entries), 1)), dpi=100, layout="constrained", facecolor="white")
     ax = figure.add_subplot()
@@ -1231,13 +1414,10 @@ def drift_figure(document: dict[str, Any], *, max_features: int = MAX_PLOT_FEATU
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.set_xlabel("population stability index against the baseline (0: same distribution)", color=INK)
-    failing = sum(over)
-    ax.set_title(
-        f"Drift: {failing} of {len(values)} over the threshold" if failing else "Drift: all under the threshold",
-        loc="left",
-        color=INK,
-        pad=18,
-    )
+    title = f"Drift: {failing} of {total} over the threshold" if failing else f"Drift: all {total} under the threshold"
+    if len(entries) < total:
+        title += f" ({len(entries)} largest shown)"
+    ax.set_title(title, loc="left", color=INK, pad=18)
     return figure
 
 
@@ -1292,8 +1472,15 @@ def audit_report_html(document: dict[str, Any], plot_files: dict[str, Path]) -> 
         if check_rows
         else tag("p", "No checks: there is no baseline to compare with.", class_="muted")
     )
-    importance_parts: list[Any] = [image(plot_files["importance"], "Importance against the baseline")]
-    if comparison and comparison["importance"]:
+    compared = bool(comparison and comparison["importance"])
+    importance_parts: list[Any] = []
+    if comparison and not compared:
+        reason = comparison.get("importance_not_compared") or "the two runs have no feature in common"
+        importance_parts.append(tag("p", f"Not compared with the baseline: {reason}."))
+    importance_parts.append(
+        image(plot_files["importance"], "Importance against the baseline" if compared else "Importance of this run")
+    )
+    if compared:
         importance_parts.append(
             table(
                 ["Feature", "Rank before", "Rank now", "Change", "Share before", "Share now", "Share change"],
@@ -1394,7 +1581,7 @@ def audit_report_html(document: dict[str, Any], plot_files: dict[str, Path]) -> 
             section("Checks", checks_body, id_="checks"),
             warnings_section(document["warnings"]),
             section(
-                "Importance against the baseline" if baseline else "Importance", *importance_parts, id_="importance"
+                "Importance against the baseline" if compared else "Importance", *importance_parts, id_="importance"
             ),
             section(f"Data drift (PSI; threshold {threshold:g})", *drift_parts, id_="drift"),
             section(

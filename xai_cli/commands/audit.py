@@ -148,14 +148,17 @@ def audit(
     quiet: Annotated[
         bool,
         typer.Option(
-            "--quiet", "-q", help="Print nothing but errors and a failed verdict.", rich_help_panel=OUTPUT_PANEL
+            "--quiet",
+            "-q",
+            help="Print nothing but errors, a failed verdict, and a line when unusable history runs were skipped.",
+            rich_help_panel=OUTPUT_PANEL,
         ),
     ] = False,
     trust: TrustOption = False,
     allow: AllowOption = None,
 ) -> None:
     """Audit a model on today's data against its previous run: importance, score, drift; exit 1 on a failed check."""
-    from xai_cli.audit import Thresholds, load_baseline, run_audit, verdict
+    from xai_cli.audit import Thresholds, baseline_file, check_baseline_kept, load_baseline, run_audit, verdict
     from xai_cli.data import match_rows, read_table
     from xai_cli.model import load_model
 
@@ -169,11 +172,15 @@ def audit(
     check_range("--repeats", repeats, 1, 1000)
     check_range("--n-jobs", n_jobs, 1)
 
+    baseline_path = baseline_file(baseline) if baseline is not None else None
+    if baseline_path is not None:
+        check_baseline_kept(baseline_path, history=history, out=out)
+
     model = load_model(model_path, trust=trust, allow=allow or ())
-    chosen = load_baseline(baseline, model) if baseline is not None else None
+    chosen = load_baseline(baseline_path, model) if baseline_path is not None else None
     table = read_table(data_path)
     rows = match_rows(table, model, target=target, id_col=id_col, require_target=target is not None)
-    document, out_dir = run_audit(
+    run = run_audit(
         model,
         table,
         rows,
@@ -186,11 +193,15 @@ def audit(
         seed=seed,
         n_jobs=n_jobs,
     )
+    document, out_dir = run.document, run.out_dir
 
     if as_json:
         sys.stdout.write(json.dumps(document, indent=2, allow_nan=False) + "\n")
     elif not quiet:
         print_audit(document, out_dir)
+    if run.skipped_note and (quiet or as_json):
+        # A corrupt newest run passed over in silence would hide itself every night: one line, even quiet.
+        sys.stderr.write(f"warning: {run.skipped_note}\n")
     failed = document["status"] == "fail"
     if failed or not quiet:
         sys.stderr.write(verdict(document, out_dir) + "\n")
