@@ -472,14 +472,31 @@ def test_categories_never_seen_work_with_handle_unknown_ignore(run, tmp_path, pi
     assert_ok(run("importance", pipeline_classifier, path))
 
 
-def test_categories_never_seen_by_a_strict_encoder_exit_4_naming_them(run, tmp_path, strict_classifier, mixed_data):
-    """scikit-learn's default OneHotEncoder raises on an unknown category: that is the model's own
-    error (exit 4) with its message, which names the categories."""
+def test_categories_never_seen_by_a_strict_encoder_exit_2_naming_column_and_value(
+    run, tmp_path, strict_classifier, mixed_data
+):
+    """scikit-learn's default OneHotEncoder raises on an unknown category. Input is checked before
+    the model is called, so that is bad input (exit 2) naming the column and the value, with the
+    categories the model knows as the hint, not the model's own error halfway through a run."""
     frame = rows_frame(mixed_data)
     frame.loc[1, "color"] = "ultraviolet"
     path = write_frame(frame, tmp_path / "unseen.csv")
-    assert_clean_error(run("explain", strict_classifier, path), 4, "ultraviolet")
-    assert_clean_error(run("importance", strict_classifier, path), 4, "ultraviolet")
+    for command in ("explain", "importance", "inspect"):
+        result = run(command, strict_classifier, path)
+        assert_clean_error(result, 2, "ultraviolet")
+        assert "color" in result.stderr and "red" in result.stderr, result.stderr
+
+
+def test_categories_never_seen_by_a_tolerant_encoder_are_named_in_warnings(run, tmp_path, pipeline_classifier, mixed_data):
+    """With handle_unknown='ignore' the run works, and the user is told which values the model
+    never saw (its explanation of them is the explanation of an all-zero one-hot row)."""
+    frame = rows_frame(mixed_data)
+    frame.loc[0, "color"] = "mauve"
+    path = write_frame(frame, tmp_path / "unseen.csv")
+    result = run("explain", pipeline_classifier, path, "--json")
+    assert_ok(result)
+    unseen = [warning for warning in result.json()["warnings"] if "never saw" in warning]
+    assert len(unseen) == 1 and unseen[0].startswith("column color") and unseen[0].endswith(": mauve"), unseen
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -214,3 +214,41 @@ def test_missing_model_file_exits_2(xai, tmp_path):
     result = xai(["inspect", tmp_path / "nowhere.pkl"])
     assert result.code == 2
     assert "nowhere.pkl" in result.stderr
+
+
+def test_features_carry_the_dtype_they_reach_the_model_with_and_the_encoders_categories(xai, pipeline_classifier):
+    result = xai(["inspect", pipeline_classifier, "--json"])
+    assert result.code == 0, result.stderr
+    features = {feature["name"]: feature for feature in result.json()["model"]["features"]}
+    assert features["age"]["dtype"] == "float64" and features["age"]["categories"] is None
+    assert features["color"]["dtype"] == "object"
+    fitted = joblib.load(pipeline_classifier)
+    encoder = fitted.named_steps["preprocess"].named_transformers_["categories"][-1]
+    assert features["color"]["categories"] == [str(c) for c in encoder.categories_[0]]
+    assert features["city"]["categories"] == [str(c) for c in encoder.categories_[1]]
+
+
+def test_saved_version_is_unknown_not_a_match_when_no_sklearn_object_carries_a_stamp(xai, xgb_multiclass):
+    """A bare XGBoost model holds no scikit-learn object, so nothing in the file says which
+    scikit-learn wrote it: "unknown", never "matches"."""
+    result = xai(["inspect", xgb_multiclass, "--json"])
+    assert result.code == 0, result.stderr
+    assert result.json()["sklearn"]["saved_with"] is None
+    assert result.json()["sklearn"]["matches"] is None
+    shown = xai(["inspect", xgb_multiclass])
+    assert "unknown" in shown.stdout and "mismatch" not in shown.stdout
+
+
+def test_saved_version_of_a_lightgbm_classifier_comes_from_its_label_encoder(xai, tmp_path, numeric_data):
+    """LGBMClassifier keeps a scikit-learn LabelEncoder, which carries the version stamp."""
+    import lightgbm
+    import sklearn
+
+    frame = pd.read_csv(numeric_data["train"])
+    features = [c for c in frame.columns if c not in ("target", "klass", "value")]
+    model = lightgbm.LGBMClassifier(n_estimators=5, verbose=-1).fit(frame[features], frame["target"])
+    path = tmp_path / "lgbm.joblib"
+    joblib.dump(model, path)
+    result = xai(["inspect", path, "--json"])
+    assert result.code == 0, result.stderr
+    assert result.json()["sklearn"] == {"saved_with": sklearn.__version__, "installed": sklearn.__version__, "matches": True}

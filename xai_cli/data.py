@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from xai_cli.errors import BadInput
-from xai_cli.model import LoadedModel
+from xai_cli.model import ColumnKind, LoadedModel
 
 CSV_HINT = "DATA must be a comma-separated file with a header line"
 
@@ -302,7 +302,29 @@ def cast_for_model(features: pd.DataFrame, model: LoadedModel, *, what: str = "D
             columns[name] = categorical
         else:
             columns[name] = _as_strings(values)
+            if kind.categories is not None:
+                warnings.extend(_unseen_categories(columns[name], name, kind, what))
     return pd.DataFrame(columns, index=features.index), warnings
+
+
+def _unseen_categories(values: pd.Series, name: str, kind: ColumnKind, what: str) -> list[str]:
+    """Values an encoder never saw: stop where it would raise, otherwise name them in the warnings.
+
+    Checked here so that an encoder fitted with ``handle_unknown="error"`` gives exit 2 naming the
+    column, not the model's own error halfway through a run.
+    """
+    known = set(kind.categories or ())
+    unseen = sorted({v for v in values.dropna().unique() if v not in known})
+    if not unseen:
+        return []
+    if kind.unknown == "error":
+        raise BadInput(
+            f"column {name} in {what} holds {_preview(unseen)}, which the model's encoder never saw and refuses "
+            f"(handle_unknown='error')",
+            hint=f"use one of the categories the model was trained on: {_preview(sorted(known))}",
+        )
+    handling = f" (handle_unknown={kind.unknown!r})" if kind.unknown else ""
+    return [f"column {name}: values the model's encoder never saw in training, encoded as unknown{handling}: {_preview(unseen)}"]
 
 
 def _as_numeric(values: pd.Series, name: str, what: str) -> pd.Series:

@@ -21,6 +21,10 @@ from xai_cli.explanation import SCHEMA_VERSION, json_value
 from xai_cli.model import LoadedModel, file_sha256, load_model
 
 
+# The pandas dtype each kind of column reaches the model with (see data.cast_for_model).
+DTYPE_OF_KIND = {"numeric": "float64", "categorical": "object", "category": "category"}
+
+
 @dataclass(frozen=True)
 class MethodCheck:
     """Whether one explanation method applies, in the output space it would explain by default."""
@@ -57,6 +61,7 @@ class ColumnCheck:
     missing: list[str]
     extra: list[str]
     problem: str | None = None
+    problem_hint: str | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -115,7 +120,9 @@ class Inspection:
                 hint="add the columns to DATA (names must match the model's features exactly)",
             )
         if self.columns is not None and self.columns.problem is not None:
-            return BadInput(self.columns.problem, hint="fix the cell, or leave it empty for a missing value")
+            return BadInput(
+                self.columns.problem, hint=self.columns.problem_hint or "fix the cell, or leave it empty for a missing value"
+            )
         return None
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,7 +138,8 @@ class Inspection:
             document["sklearn"] = {
                 "saved_with": self.saved_sklearn,
                 "installed": self.installed_sklearn,
-                "matches": not self.sklearn_mismatch,
+                # Unknown (no scikit-learn object in the file carries a stamp) is not "matches".
+                "matches": None if self.saved_sklearn is None else not self.sklearn_mismatch,
             }
             document["methods"] = [check.to_dict() for check in self.methods]
             document["auto"] = {"method": self.auto.name, "output": self.auto.output} if self.auto else None
@@ -221,6 +229,7 @@ def check_columns(model: LoadedModel, data_path: str) -> ColumnCheck:
             check.warnings.extend(cast_for_model(taken, model)[1])
         except BadInput as error:
             check.problem = error.message
+            check.problem_hint = error.hint
     return check
 
 
@@ -237,6 +246,7 @@ def _describe(model: LoadedModel) -> dict[str, Any]:
             {
                 "name": name,
                 "kind": model.column_kinds[name].kind,
+                "dtype": DTYPE_OF_KIND[model.column_kinds[name].kind],
                 "categories": json_value(model.column_kinds[name].categories),
             }
             for name in model.feature_names

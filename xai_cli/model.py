@@ -72,6 +72,9 @@ class ColumnKind:
 
     kind: str
     categories: tuple | None = None
+    # For ``categorical`` columns behind an encoder: what the encoder does with a value it never saw
+    # (scikit-learn's ``handle_unknown``), so DATA can be checked before the model is called.
+    unknown: str | None = None
 
 
 @dataclass(frozen=True)
@@ -251,11 +254,31 @@ def load_model(path: str, *, trust: bool = False, allow: Sequence[str] = ()) -> 
     model = describe_model(estimator, path=str(path), sha256=file_sha256(location))
     stamped = [getattr(record.message, "original_sklearn_version", None) for record in caught]
     model.saved_sklearn_version = next((version for version in stamped if version), None)
-    if model.saved_sklearn_version is None and type(estimator).__module__.startswith("sklearn."):
+    if model.saved_sklearn_version is None and _holds_sklearn_object(estimator):
+        # Every scikit-learn object is pickled with its version stamp; no warning means it matched.
         from importlib.metadata import version
 
         model.saved_sklearn_version = version("scikit-learn")
     return model
+
+
+def _holds_sklearn_object(value: Any, depth: int = 0) -> bool:
+    """Whether a scikit-learn object is in the model (a Pipeline, or LightGBM's label encoder).
+
+    Only such objects carry scikit-learn's version stamp; a bare XGBoost model holds none, and then
+    the version it was saved with is unknown rather than "the installed one".
+    """
+    if type(value).__module__.startswith("sklearn."):
+        return True
+    if depth >= 4:
+        return False
+    if isinstance(value, dict):
+        children = list(value.values())
+    elif isinstance(value, (list, tuple)):
+        children = list(value)
+    else:
+        children = list(getattr(value, "__dict__", {}).values())
+    return any(_holds_sklearn_object(child, depth + 1) for child in children[:1000])
 
 
 def check_tree_structures(estimator: Any, *, path: str = "") -> None:
@@ -422,7 +445,8 @@ def _column_kinds(estimator: Any, final: Any, names: list[str]) -> dict[str, Col
                 continue
             selected = _selected_columns(columns, names)
             categorical = _contains_encoder(transformer)
-            categories = _encoder_categories(transformer)
+            encoder = _encoder(transformer)
+            categories = getattr(encoder, "categories_", None)
             for position, column in enumerate(selected):
                 if categorical:
                     string_categories = (
@@ -430,7 +454,12 @@ def _column_kinds(estimator: Any, final: Any, names: list[str]) -> dict[str, Col
                         and position < len(categories)
                         and (categories[position].dtype.kind in "OUT")
                     )
-                    kinds[column] = ColumnKind("categorical" if string_categories or categories is None else "numeric")
+                    if string_categories:
+                        known = tuple(str(c) for c in categories[position] if not _is_missing_category(c))
+                        unknown = getattr(encoder, "handle_unknown", None)
+                        kinds[column] = ColumnKind("categorical", known, unknown if isinstance(unknown, str) else None)
+                    else:
+                        kinds[column] = ColumnKind("categorical" if categories is None else "numeric")
     elif first is not None and _contains_encoder(first):
         kinds = {name: ColumnKind("categorical") for name in names}
     if _package(final) == "lightgbm" and final is estimator:
@@ -474,11 +503,17 @@ def _contains_encoder(transformer: Any) -> bool:
     return bool(steps) and any(_contains_encoder(step) for _, step in steps)
 
 
-def _encoder_categories(transformer: Any) -> list[np.ndarray] | None:
+def _encoder(transformer: Any) -> Any:
+    """The fitted encoder a column-wise transformer (or a Pipeline of them) ends in, if any."""
     if type(transformer).__name__ in ENCODER_NAMES:
-        return getattr(transformer, "categories_", None)
+        return transformer
     for _, step in getattr(transformer, "steps", None) or []:
-        found = _encoder_categories(step)
+        found = _encoder(step)
         if found is not None:
             return found
     return None
+
+
+def _is_missing_category(value: Any) -> bool:
+    """An encoder learns NaN/None as a category when it saw empty cells; those are not values."""
+    return value is None or (isinstance(value, float) and np.isnan(value))

@@ -98,7 +98,9 @@ def _facts_table(document: dict[str, Any]) -> Any:
         "features", f"{len(model['features'])}" + ("" if model["feature_names_known"] else " (unnamed: taken in order)")
     )
     version = f"saved with {sklearn['saved_with'] or 'unknown'}, installed {sklearn['installed'] or 'none'}"
-    table.add_row("scikit-learn", version if sklearn["matches"] else f"[yellow]{version} (mismatch)[/yellow]")
+    if sklearn["matches"] is None:
+        version += " (the file holds no scikit-learn object to say which)"
+    table.add_row("scikit-learn", f"[yellow]{version} (mismatch)[/yellow]" if sklearn["matches"] is False else version)
     return table
 
 
@@ -110,13 +112,14 @@ def _features_table(features: list[dict[str, Any]]) -> Any:
     table.add_column("#", justify="right")
     table.add_column("name", overflow="fold")
     table.add_column("kind")
+    table.add_column("dtype")
     table.add_column("categories", overflow="fold")
     for position, feature in enumerate(features):
         categories = feature["categories"] or []
         shown = ", ".join(map(str, categories[:MAX_CATEGORIES_SHOWN]))
         if len(categories) > MAX_CATEGORIES_SHOWN:
             shown += f", … ({len(categories)} in all)"
-        table.add_row(str(position), escape(feature["name"]), feature["kind"], escape(shown))
+        table.add_row(str(position), escape(feature["name"]), feature["kind"], feature["dtype"], escape(shown))
     return table
 
 
