@@ -1049,10 +1049,24 @@ def test_ctrl_c_while_plots_are_drawn_keeps_every_output(good_output, tmp_path, 
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr.decode()
     assert b"Traceback" not in stderr
-    after = snapshot(out)
-    for name in OUTPUT_FILES:
-        assert after[name] == before[name], f"{name} changed by an interrupted run"
-    assert not [name for name in after if name.endswith(".tmp") or "/." in name or name.startswith(".")]
+    # Every file, the old run's plots included, is as it was: the new plots went away with the run.
+    assert_untouched(out, before)
+
+
+def test_a_later_run_with_fewer_rows_leaves_only_its_own_plots(good_output, tmp_path, forest_classifier, numeric_data):
+    """plots/ belongs to the last run: force plots of rows an earlier run had are not left behind
+    for the user to mistake for this run's."""
+    out, before, _ = good_output
+    assert len([name for name in before if name.startswith("plots/force_")]) == 4  # 2 rows: .png and .html
+    one_row = write_frame(pd.read_csv(numeric_data["train"]).iloc[[7]], tmp_path / "one.csv")
+    result = run_cli(
+        ["explain", forest_classifier, one_row, "--background", numeric_data["train"], "--out", out, "--quiet"]
+    )
+    assert_ok(result)
+    forces = sorted(p.name for p in (out / "plots").glob("force_*"))
+    assert forces == ["force_0.html", "force_0.png"], forces
+    assert json.loads((out / "attributions.json").read_text())["data"]["rows"] == 1
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")], "a temporary or set-aside file was left"
 
 
 def test_ctrl_c_swallowed_by_a_library_still_stops_the_run(good_output, monkeypatch, forest_classifier, numeric_data):

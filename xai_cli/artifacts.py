@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from xai_cli.explanation import CSV_HEADER, AttributionSummary, Explanation, ExplanationDocument
-from xai_cli.output import atomic_path, write_text
+from xai_cli.output import atomic_path, replaced_directory, write_text
 
 # Explanations kept in memory for the report's table and the terminal; the JSON and CSV hold all.
 KEPT_EXPLANATIONS = 2000
@@ -73,15 +73,15 @@ class ExplainWriter:
             handle.write("\n  ]" + tail + "\n")
         Path(self._spool.name).unlink()
 
-        plots_dir = self.out_dir / "plots"
-        plots_dir.mkdir(parents=True, exist_ok=True)
-        plot_files = plots.write_row_plots(self.kept, plots_dir, max_plots=max_plots)
-        if self.count:
-            plots.summary_bar_png(self.summary, plots_dir / "summary_bar.png")
-        shown = {**document.to_dict(), "explanations": [e.to_dict() for e in self.kept]}
-        page = report.explain_report_html(shown, plots_dir, plot_files=plot_files, max_plots=max_plots)
-        write_text(self.out_dir / "report.html", page)
+        # plots/ holds this run's plots only: the old ones come back if the run fails or is interrupted.
+        with replaced_directory(self.out_dir / "plots") as plots_dir:
+            plot_files = plots.write_row_plots(self.kept, plots_dir, max_plots=max_plots)
+            if self.count:
+                plots.summary_bar_png(self.summary, plots_dir / "summary_bar.png")
+            shown = {**document.to_dict(), "explanations": [e.to_dict() for e in self.kept]}
+            page = report.explain_report_html(shown, plots_dir, plot_files=plot_files, max_plots=max_plots)
         self._stack.close()
+        write_text(self.out_dir / "report.html", page)
 
     def abandon(self, error: BaseException) -> None:
         spool = Path(self._spool.name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,3 +64,31 @@ def save_figure(figure: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> 
     """Save a matplotlib Figure as PNG to ``path`` atomically."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", **savefig_kwargs)
+
+
+@contextlib.contextmanager
+def replaced_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield ``path`` emptied; on success its old files are gone, on failure they are back as they were.
+
+    A run's plots are many files: renaming each atomically would still leave an interrupted run's
+    new plots beside the old run's, and a run with fewer rows would leave the old run's extra
+    plots behind. So the old folder is set aside by one rename, and removed or restored at the end.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    aside = None
+    if final.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.previous.", dir=final.parent))
+        os.replace(final, aside / final.name)
+    final.mkdir()
+    try:
+        yield final
+        interrupts.check()
+    except BaseException:
+        shutil.rmtree(final, ignore_errors=True)
+        if aside is not None:
+            os.replace(aside / final.name, final)
+            shutil.rmtree(aside, ignore_errors=True)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
