@@ -1002,3 +1002,20 @@ def test_trees_shap_cannot_read_fall_back_to_kernel_shap(xai, tmp_path):
     document = _explain_trees(xai, tmp_path, model, frame.iloc[:2], frame.iloc[:30])
     assert document["params"]["methods"] == ["kernel_shap"]
     assert all(e["quality"]["exact"] for e in document["explanations"])  # 3 columns: every coalition
+
+
+def test_background_holding_the_id_column_is_not_warned_about_it(xai, tmp_path, pipeline_classifier, mixed_data):
+    """A background file exported like DATA carries the --id-col column too: that column is a name
+    for rows, not a feature the model ignores, so only truly unused columns are named."""
+    background = pd.read_csv(mixed_data["train"]).iloc[:40]
+    background.insert(0, "name", [f"train-{i}" for i in range(len(background))])
+    background["comment"] = "x"
+    path = tmp_path / "background.csv"
+    background.to_csv(path, index=False)
+    result = xai(
+        ["explain", pipeline_classifier, mixed_data["rows"], "--background", path, "--id-col", "name",
+         "--target", "label", "--out", tmp_path / "out", "--max-plots", "0", "--json"]
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    unused = [w for w in result.json()["warnings"] if w.startswith("--background columns not used")]
+    assert unused == ["--background columns not used by the model (ignored): amount, comment"], unused

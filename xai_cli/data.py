@@ -224,10 +224,18 @@ def match_rows(
     id_col: str | None = None,
     what: str = "DATA",
     require_target: bool = False,
+    ignored: tuple[str, ...] = (),
 ) -> ModelRows:
     """Match a table's columns to the model's features and cast them to the model's dtypes."""
     return match_frame(
-        table.frame, model, path=table.path, target=target, id_col=id_col, what=what, require_target=require_target
+        table.frame,
+        model,
+        path=table.path,
+        target=target,
+        id_col=id_col,
+        what=what,
+        require_target=require_target,
+        ignored=ignored,
     )
 
 
@@ -241,8 +249,12 @@ def match_frame(
     what: str = "DATA",
     require_target: bool = False,
     first_row: int = 0,
+    ignored: tuple[str, ...] = (),
 ) -> ModelRows:
-    """:func:`match_rows` for one chunk of a table whose first row is row ``first_row`` of the file."""
+    """:func:`match_rows` for one chunk of a table whose first row is row ``first_row`` of the file.
+
+    ``ignored`` columns are dropped without a warning (DATA's ``--id-col`` in a background file).
+    """
     table = Table(frame=frame, path=path, sha256="")
     for option, column in (("--target", target), ("--id-col", id_col)):
         if column is not None and column not in frame.columns and (option == "--id-col" or require_target):
@@ -250,7 +262,7 @@ def match_frame(
                 f"{option} column {column!r} is not in {what} {table.path}",
                 hint=f"columns are: {_preview(frame.columns)}",
             )
-    reserved = {c for c in (target, id_col) if c is not None}
+    reserved = {c for c in (target, id_col, *ignored) if c is not None}
     warnings: list[str] = []
     if target is not None and target not in frame.columns:
         warnings.append(f"--target column {target!r} is not in {what} {table.path}: no labels, nothing dropped")

@@ -181,7 +181,9 @@ def explain(
     background_rows = None
     if background is not None:
         background_table = read_table(background, what="--background")
-        background_rows = match_rows(background_table, model, target=target, what="--background")
+        background_rows = match_rows(
+            background_table, model, target=target, what="--background", ignored=(id_col,) if id_col else ()
+        )
     settings = Settings(
         output=output or "probability",
         class_choice=class_choice,
