@@ -27,13 +27,15 @@ Example (penguins shipped in sample_data/):
   xai importance sample_data/model.joblib sample_data/penguins.csv \\
       --target species
 
-writes importance.json, importance.csv, plots/importance_<method>.png and
-report.html into xai-output/. One method and another scorer, JSON to stdout:
+writes importance.json, importance.csv, plots/importance_<method>.png,
+plots/agreement.png and report.html into xai-output/. One method and another scorer, JSON to stdout:
 
   xai importance model.pkl data.csv --target y --method permutation \\
       --scoring f1_macro --json | jq .agreement
 """
 MAX_TABLE_FEATURES = 30
+# The feature column never shrinks below this, whatever the terminal width.
+MIN_FEATURE_CHARS = 12
 
 
 def importance(
@@ -115,39 +117,73 @@ def importance(
 
 
 def print_importance(document: dict[str, Any], out_dir: Path) -> None:
-    """A feature x method table, the agreement between methods, warnings, and where the files went."""
+    """A feature x method table, what each method measured, the agreement between methods,
+    warnings, and where the files went.
+
+    Readable at 80 columns: short headers (the method; what it measured goes in a line under the
+    table), numbers never wrapped or cut, long feature names cut in the middle with an ellipsis.
+    """
     from rich.markup import escape
     from rich.table import Table
 
     from xai_cli.importance import METHOD_TITLES, feature_table
+    from xai_cli.plots import shorten
     from xai_cli.terminal import make_console
 
     console = make_console()
     methods = document["methods"]
     names = list(methods)
-    table = Table(title="Feature importance", title_justify="left")
-    table.add_column("feature", overflow="fold")
-    for name in names:
-        table.add_column(
-            f"{METHOD_TITLES[name]}\n[dim]{escape(methods[name]['kind'])}[/dim]", justify="right", overflow="fold"
-        )
     by_feature = feature_table(document)
-    for feature, entries in by_feature[:MAX_TABLE_FEATURES]:
-        table.add_row(escape(feature), *(_cell(entry) for entry in entries))
+    rows = [[feature, *(_cell(entry) for entry in entries)] for feature, entries in by_feature[:MAX_TABLE_FEATURES]]
+    # Each number column as wide as its widest number; the feature names give way (cut in the
+    # middle: long names often differ only at their ends) to what is left of the terminal, the
+    # numbers never do. A column takes 3 more characters of border and padding, the table one.
+    widths = [max([len(METHOD_TITLES[name]), *(len(row[i]) for row in rows)]) for i, name in enumerate(names, 1)]
+    feature_width = max(MIN_FEATURE_CHARS, console.width - sum(widths) - 3 * (len(names) + 1) - 1)
+    table = Table(title="Feature importance", title_justify="left")
+    table.add_column("feature", overflow="ellipsis", no_wrap=True, max_width=feature_width)
+    for name, width in zip(names, widths):
+        table.add_column(METHOD_TITLES[name], justify="right", no_wrap=True, min_width=width)
+    for feature, *cells in rows:
+        table.add_row(escape(shorten(feature, feature_width)), *cells)
     console.print(table)
     if len(by_feature) > MAX_TABLE_FEATURES:
         console.print(f"... and {len(by_feature) - MAX_TABLE_FEATURES} more features in {out_dir / 'importance.csv'}")
+    for name in names:
+        console.print(
+            f"[dim]{escape(METHOD_TITLES[name])}: {escape(_measured(name, methods[name]))}[/dim]",
+            highlight=False,
+        )
     if document["agreement"]:
+        top_k = document["agreement"][0].get("top_k", 5)
         agreement = Table(title="Agreement", title_justify="left")
-        for heading in ("method", "method", "Spearman rho", "top-5 overlap"):
-            agreement.add_column(heading, justify="right" if " " in heading else "left")
+        agreement.add_column("method", no_wrap=True)
+        agreement.add_column("method", no_wrap=True)
+        agreement.add_column("Spearman rho", justify="right", no_wrap=True)
+        agreement.add_column(f"top-{top_k} overlap", justify="right", no_wrap=True)
         for pair in document["agreement"]:
             rho = "n/a" if pair["spearman"] is None else f"{pair['spearman']:+.2f}"
-            agreement.add_row(METHOD_TITLES[pair["a"]], METHOD_TITLES[pair["b"]], rho, f"{pair['top5_overlap']:.0%}")
+            overlap = "n/a" if pair["top5_overlap"] is None else f"{pair['top5_overlap']:.0%}"
+            agreement.add_row(METHOD_TITLES[pair["a"]], METHOD_TITLES[pair["b"]], rho, overlap)
         console.print(agreement)
     for warning in document["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     console.print(f"wrote {out_dir}/importance.json, importance.csv, plots/, report.html", highlight=False)
+
+
+def _measured(name: str, method: dict[str, Any]) -> str:
+    """What one method's column holds, in a few words."""
+    from xai_cli.importance import kind_title
+
+    if name == "permutation":
+        positive = f", positive class {method['pos_label']}" if method.get("pos_label") is not None else ""
+        return f"drop in {method['scoring']}{positive} when the column is shuffled (± std over {method['repeats']})"
+    if name == "shap":
+        rows, available = method.get("rows"), method.get("rows_available", method.get("rows"))
+        over = f"{rows} rows" if rows == available else f"{rows} of {available} rows"
+        return f"{kind_title(method['kind'])} over {over}, {method.get('output')} output"
+    summed = ", summed over each column's model inputs" if method.get("summed_over_inputs") else ""
+    return f"{kind_title(method['kind'])}{summed}"
 
 
 def _cell(entry: dict[str, Any]) -> str:
