@@ -34,7 +34,12 @@ from conftest import mixed_frame, run_cli
 SCRIPT_ID = "<script>window.__pwned=1</script>"
 SCRIPT_BREAKOUT_CELL = "</script><script>window.__pwned=2</script>"
 IMG_CELL = '<img src=x onerror="window.__pwned=3">'
-PAYLOADS = (SCRIPT_ID, SCRIPT_BREAKOUT_CELL, IMG_CELL)
+COLUMN_NAME = '"><svg onload="window.__pwned=4">colour'
+"""A column name with markup: it reaches the tables, the plots' labels and shap's force-plot data."""
+PAYLOADS = (SCRIPT_ID, SCRIPT_BREAKOUT_CELL, IMG_CELL, COLUMN_NAME)
+LONG_COLUMN = "noise_of_the_customer_account_average_monthly_transaction_amount_sensor_in_the_north_wing"
+"""A long name with no space to wrap at: tables must still fit the window."""
+EXPLAINED_ROWS, MAX_PLOTS = 8, 5
 
 COMMAND_TIMEOUT = 30.0
 """Seconds any one DevTools command, page load or script may take before the test fails."""
@@ -349,25 +354,63 @@ def test_the_harness_sees_what_a_broken_page_does(tab, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def explain_run(tmp_path_factory, pipeline_classifier, mixed_data) -> Path:
-    """``xai explain`` of six rows, the second carrying markup in its id and in two categorical cells."""
+def markup_model(tmp_path_factory) -> tuple[Path, Path]:
+    """(model, its training CSV): a forest in a Pipeline whose ``color`` column is named COLUMN_NAME
+    and ``noise`` LONG_COLUMN."""
+    return model_with_a_markup_column(tmp_path_factory.mktemp("markup_model"))
+
+
+def model_with_a_markup_column(work: Path) -> tuple[Path, Path]:
+    import joblib
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    train = renamed(mixed_frame(200, seed=1))
+    categories = make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore"))
+    preprocess = ColumnTransformer(
+        [
+            ("numbers", SimpleImputer(strategy="median"), ["age", "income", LONG_COLUMN]),
+            ("categories", categories, [COLUMN_NAME, "city"]),
+        ]
+    )
+    forest = RandomForestClassifier(n_estimators=20, max_depth=4, random_state=0)
+    model = Pipeline([("preprocess", preprocess), ("model", forest)])
+    model.fit(train[["age", "income", COLUMN_NAME, "city", LONG_COLUMN]], train["label"])
+    train.to_csv(work / "train.csv", index=False)
+    joblib.dump(model, work / "model.joblib")
+    return work / "model.joblib", work / "train.csv"
+
+
+def renamed(frame):
+    return frame.rename(columns={"color": COLUMN_NAME, "noise": LONG_COLUMN})
+
+
+@pytest.fixture(scope="module")
+def explain_run(tmp_path_factory, markup_model) -> Path:
+    """``xai explain`` of 8 rows (plots for the first 5), markup in a column name, an id and two cells."""
     work = tmp_path_factory.mktemp("explain_in_browser")
-    rows = mixed_frame(6, seed=2)
+    model, train = markup_model
+    rows = renamed(mixed_frame(EXPLAINED_ROWS, seed=2))
     rows.insert(0, "name", [f"person-{i}" for i in range(len(rows))])
-    rows.loc[1, ["name", "city", "color"]] = [SCRIPT_ID, SCRIPT_BREAKOUT_CELL, IMG_CELL]
+    rows.loc[1, ["name", "city", COLUMN_NAME]] = [SCRIPT_ID, SCRIPT_BREAKOUT_CELL, IMG_CELL]
     rows.to_csv(work / "rows.csv", index=False)
     out = work / "out"
     result = run_cli(
         [
             "explain",
-            pipeline_classifier,
+            model,
             work / "rows.csv",
             "--id-col",
             "name",
             "--target",
             "label",
             "--background",
-            mixed_data["train"],
+            train,
+            "--max-plots",
+            MAX_PLOTS,
             "--out",
             out,
         ]
@@ -378,8 +421,8 @@ def explain_run(tmp_path_factory, pipeline_classifier, mixed_data) -> Path:
 
 def test_explain_report_loads_offline_with_every_image_decoded_and_the_data_as_text(tab, explain_run, tmp_path):
     report = explain_run / "report.html"
-    # The summary bar plus a force plot and a waterfall for each of the six rows.
-    assert_offline_page(tab, report, min_images=13)
+    # The summary bar plus a force plot and a waterfall for each plotted row.
+    assert_offline_page(tab, report, min_images=1 + 2 * MAX_PLOTS)
     text = tab.evaluate("document.body.innerText")
     for payload in PAYLOADS:
         assert payload in text, f"{payload!r} is not shown as text"
@@ -390,7 +433,7 @@ def test_explain_report_loads_offline_with_every_image_decoded_and_the_data_as_t
 def test_force_plot_pages_draw_shaps_svg_offline(tab, explain_run, tmp_path):
     tab.open(explain_run / "report.html")
     links = tab.evaluate("[...document.querySelectorAll('a[href$=\".html\"]')].map((a) => a.href)")
-    assert len(links) == 6, links  # one interactive force plot per row, linked from the report
+    assert len(links) == MAX_PLOTS, links  # one interactive force plot per plotted row, linked from the report
     for number, link in enumerate(links):
         path = Path(url2pathname(urlparse(link).path))
         assert path.parent == (explain_run / "plots").resolve() and path.name.startswith("force_"), link
@@ -402,7 +445,7 @@ def test_force_plot_pages_draw_shaps_svg_offline(tab, explain_run, tmp_path):
         )
         labels = tab.evaluate("[...document.querySelectorAll('#xai-force-plot svg text')].map((t) => t.textContent)")
         assert "base value" in labels and "f(x)" in labels, labels
-        assert any(re.match(r"(age|income|color|city|noise) = ", label) for label in labels), labels
+        assert any(re.match(r"(age|income|city|noise) = ", label) for label in labels), labels
         box = tab.evaluate("JSON.stringify(document.querySelector('#xai-force-plot svg').getBoundingClientRect())")
         assert json.loads(box)["width"] > 500 and json.loads(box)["height"] > 50, box
         assert tab.evaluate("typeof window.__pwned") == "undefined"
@@ -413,29 +456,132 @@ def test_force_plot_pages_draw_shaps_svg_offline(tab, explain_run, tmp_path):
             assert SCRIPT_ID in tab.evaluate("document.querySelector('h1').innerText")
 
 
-def test_importance_report_loads_offline_with_every_image_decoded(tab, pipeline_classifier, mixed_data, tmp_path):
+def test_explain_report_draws_shaps_force_plot_for_the_first_rows_and_tables_the_rest(tab, explain_run, tmp_path):
+    """--max-plots 5 of 8 rows: five rows in full (shap's force plot drawn in the page, PNGs), all 8 in the table."""
+    tab.open(explain_run / "report.html")
+    tab.wait_for(
+        "[...document.querySelectorAll('.xai-force')].every((d) => d.querySelectorAll('svg text').length > 3"
+        " && d.querySelectorAll('svg path').length > 3)",
+        what="shap's force plots to draw in report.html",
+    )
+    plotted = tab.evaluate(
+        "[...document.querySelectorAll('#row-plots .row-plots')].map((b) => ({"
+        "heading: b.querySelector('h3').innerText, forces: b.querySelectorAll('.xai-force svg').length,"
+        "images: b.querySelectorAll('img').length}))"
+    )
+    assert [block["heading"].split(" · ")[0] for block in plotted] == [
+        "person-0",
+        SCRIPT_ID,
+        "person-2",
+        "person-3",
+        "person-4",
+    ], plotted
+    assert all(block["forces"] >= 1 and block["images"] == 2 for block in plotted), plotted
+    labels = tab.evaluate("[...document.querySelectorAll('.xai-force svg text')].map((t) => t.textContent)")
+    assert "base value" in labels and "f(x)" in labels
+    assert any(label.startswith(f"{COLUMN_NAME} = ") for label in labels), labels  # the name is text in the SVG
+    box = json.loads(tab.evaluate("JSON.stringify(document.querySelector('.xai-force svg').getBoundingClientRect())"))
+    assert box["width"] > 500 and box["height"] > 50, box
+    ids = tab.evaluate("[...document.querySelectorAll('#top-features tbody tr')].map((r) => r.cells[1].innerText)")
+    assert ids == ["person-0", SCRIPT_ID] + [f"person-{i}" for i in range(2, EXPLAINED_ROWS)], ids
+    assert f"Plots of the first {MAX_PLOTS} of {EXPLAINED_ROWS} rows" in tab.evaluate("document.body.innerText")
+    assert tab.evaluate("typeof window.__pwned") == "undefined"
+    assert tab.problems() == []
+    tab.evaluate("document.querySelector('#row-plots').scrollIntoView()")
+    tab.screenshot(tmp_path / "explain_report_row_plots.png")
+    assert_fits_the_window(tab)
+
+
+# Elements wider than the window or than their own box: tables (in their scrolling wrapper), cards,
+# lists. And metadata values that a layout broke mid-word: a one-word value taking several lines.
+LAYOUT_PROBLEMS = """(() => {
+  const wide = [];
+  const width = document.documentElement.clientWidth;
+  for (const el of document.querySelectorAll("main, section, .card, table, dl, ol.attrs, figure")) {
+    const box = el.getBoundingClientRect();
+    const limit = el.tagName === "TABLE" ? el.parentElement.clientWidth : el.clientWidth;
+    if (box.right > width + 1 || el.scrollWidth > limit + 1) {
+      wide.push(`${el.tagName.toLowerCase()}.${el.className}: ${el.scrollWidth} px in ${limit}`);
+    }
+  }
+  const broken = [];
+  for (const dd of document.querySelectorAll("dd")) {
+    const text = dd.innerText.trim();
+    const range = document.createRange();
+    range.selectNodeContents(dd);
+    const lines = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size;
+    if (/^\\S{1,16}$/.test(text) && lines > 1) broken.push(text);
+  }
+  return {wide, broken, page: document.documentElement.scrollWidth, window: width};
+})()"""
+
+
+def assert_fits_the_window(tab: Tab) -> None:
+    """Nothing on the page is wider than the window, and no short metadata value is broken over lines."""
+    layout = tab.evaluate(LAYOUT_PROBLEMS)
+    assert layout["page"] <= layout["window"], layout
+    assert layout["wide"] == [], layout["wide"]
+    assert layout["broken"] == [], layout["broken"]
+
+
+def test_reports_fit_the_window_with_long_unbroken_feature_names(tab, explain_run):
+    tab.open(explain_run / "report.html")
+    assert LONG_COLUMN in tab.evaluate("document.body.innerText")
+    assert_fits_the_window(tab)
+
+
+def test_importance_report_loads_offline_with_every_image_decoded(tab, markup_model, tmp_path):
     # A file name can carry markup too: the report shows DATA's path.
+    model, train = markup_model
     data = tmp_path / f"{IMG_CELL}.csv"
-    shutil.copy(mixed_data["train"], data)
+    shutil.copy(train, data)
     out = tmp_path / "out"
-    result = run_cli(["importance", pipeline_classifier, data, "--target", "label", "--out", out])
+    result = run_cli(["importance", model, data, "--target", "label", "--out", out])
     assert result.code == 0, result.stderr
     assert_offline_page(tab, out / "report.html", min_images=3)  # permutation, built-in, mean |SHAP|
-    assert IMG_CELL in tab.evaluate("document.body.innerText")
+    text = tab.evaluate("document.body.innerText")
+    assert IMG_CELL in text and COLUMN_NAME in text
+    assert_fits_the_window(tab)
     tab.screenshot(tmp_path / "importance_report_top.png")
     tab.screenshot(tmp_path / "importance_report_full.png", full_page=True)
 
 
-def test_audit_report_loads_offline_with_every_image_decoded(tab, pipeline_classifier, mixed_data, tmp_path):
+def test_audit_report_of_a_drifted_run_shows_failed_checks_and_drift_bars(tab, markup_model, tmp_path):
+    """The nightly job's bad night: a second run on shifted data fails, and the page says why."""
+    import pandas as pd
+
+    model, train = markup_model
     data = tmp_path / f"{IMG_CELL}.csv"  # the report shows DATA's path
-    shutil.copy(mixed_data["train"], data)
+    shutil.copy(train, data)
+    drifted = pd.read_csv(train)
+    drifted["age"] = drifted["age"] + 25
+    drifted["city"] = "Oslo"
+    drifted[LONG_COLUMN] = drifted[LONG_COLUMN] * 4 + 3
+    drifted.to_csv(tmp_path / "drifted.csv", index=False)
     history = tmp_path / "audits"
-    for _ in range(2):  # the second run has a baseline to compare with
-        result = run_cli(["audit", pipeline_classifier, data, "--target", "label", "--history", history])
-        assert result.code in (0, 1), result.stderr
+    first = run_cli(["audit", model, data, "--target", "label", "--history", history])
+    assert first.code == 0, first.stderr
+    second = run_cli(["audit", model, tmp_path / "drifted.csv", "--target", "label", "--history", history])
+    assert second.code == 1, second.stderr  # fail: the cron job must notice
     reports = sorted(history.glob("*/report.html"))
     assert len(reports) == 2, reports
-    assert_offline_page(tab, reports[-1], min_images=1)
+
+    assert_offline_page(tab, reports[0], min_images=1)
     assert IMG_CELL in tab.evaluate("document.body.innerText")
+    assert_offline_page(tab, reports[-1], min_images=2)  # importance against the baseline, PSI per feature
+    assert "FAILED" in tab.evaluate("document.querySelector('h1').innerText")
+    failed = tab.evaluate(
+        "[...document.querySelectorAll('#checks tbody tr')].filter((r) => r.innerText.includes('FAIL')).length"
+    )
+    assert failed >= 1
+    drift = tab.evaluate("[...document.querySelectorAll('#drift img')].map((i) => [i.alt, i.naturalWidth])")
+    assert drift and all(width > 0 for _, width in drift), drift
+    drifted_rows = tab.evaluate(
+        "[...document.querySelectorAll('#drift tbody tr')].filter("
+        "(r) => r.innerText.includes('FAIL')).map((r) => r.cells[0].innerText)"
+    )
+    assert {"age", "city", LONG_COLUMN} <= set(drifted_rows), drifted_rows
+    assert COLUMN_NAME in tab.evaluate("document.body.innerText")
+    assert_fits_the_window(tab)
     tab.screenshot(tmp_path / "audit_report_top.png")
     tab.screenshot(tmp_path / "audit_report_full.png", full_page=True)

@@ -7,6 +7,7 @@ not the methods.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import math
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from xai_cli import plots, report
-from xai_cli.explanation import Attribution, Explanation, ExplanationDocument
+from xai_cli.explanation import Attribution, AttributionSummary, Explanation, ExplanationDocument
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 XSS = "<script>alert(1)</script>"
@@ -280,7 +281,30 @@ def test_report_escapes_everything_that_comes_from_the_data(explain_report):
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
     assert page.count(escaped) > 10  # id, value, class label, model path, classes, features, warning
     assert f"bad value {escaped}" in page
-    assert page.count("<script>") == 1  # the table sorter, nothing else
+    # shap's bundle once, then the table sorter and one force plot per plotted explanation, nothing else.
+    bundle = plots.shap_bundle_script()
+    assert page.count(bundle) == 1
+    assert page.replace(bundle, "").count("<script") == 1 + 4
+
+
+def test_report_draws_shaps_force_plot_inline_for_the_plotted_rows_with_the_data_escaped(explain_report):
+    page, written, _ = explain_report
+    head, body = page.split("<body>", 1)
+    assert plots.shap_bundle_script() in head and len(head) > 300_000, "shap's bundle is inlined in the head"
+    plotted = re.findall(
+        r'<div id="(xai-force-\d+)" class="xai-force"></div>\n<script>\n.*?AdditiveForceVisualizer, (\{.*?\})\),\n'
+        r'  document.getElementById\("(xai-force-\d+)"\)\);\n</script>',
+        body,
+        re.DOTALL,
+    )
+    assert len(plotted) == len(written) == 4  # (Kernel SHAP, LIME) x the first 2 rows
+    assert len({element for element, _, _ in plotted}) == 4 and all(a == b for a, _, b in plotted)
+    values = []
+    for _, data, _ in plotted:
+        assert "<" not in data  # no tag can open or close inside the script
+        values += [feature["value"] for feature in json.loads(data)["features"].values()]
+    assert XSS in values and "\\u003cscript\\u003ealert(1)" in body
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.IGNORECASE)
 
 
 def test_report_shows_metadata_quality_and_top_features(explain_report):
@@ -359,3 +383,163 @@ assert "matplotlib.pyplot" not in sys.modules, "a plot used pyplot's global stat
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
     )
     assert result.returncode == 0, result.stderr
+
+
+def bars_by_class(ax) -> dict[str, dict[str, tuple[float, float]]]:
+    """{class legend label: {feature label: (left, width)}} of a summary panel's bars."""
+    features = [label.get_text() for label in ax.get_yticklabels()]
+    return {
+        container.get_label(): {
+            feature: (patch.get_x(), patch.get_width())
+            for feature, patch in zip(features, container.patches, strict=True)
+        }
+        for container in ax.containers
+    }
+
+
+@pytest.fixture(scope="module")
+def multiclass_runs(tmp_path_factory, xgb_multiclass, numeric_data):
+    """``xai explain`` of 40 rows of a 3-class model: each row for its predicted class, and for every class."""
+    import pandas as pd
+    from conftest import run_cli
+
+    work = tmp_path_factory.mktemp("multiclass")
+    pd.read_csv(numeric_data["train"]).iloc[:40].to_csv(work / "rows.csv", index=False)
+    documents = {}
+    for option in ("predicted", "all"):
+        args = ["explain", xgb_multiclass, work / "rows.csv", "--target", "klass", "--class", option]
+        result = run_cli(
+            [*args, "--background", numeric_data["train"], "--out", work / option, "--quiet", "--max-plots", "0"]
+        )
+        assert result.code == 0, result.stderr
+        documents[option] = json.loads((work / option / "attributions.json").read_text())
+    return documents
+
+
+def test_summary_bar_segments_of_predicted_classes_add_up_to_the_mean_over_all_rows(multiclass_runs):
+    document = multiclass_runs["predicted"]
+    explanations = document["explanations"]
+    rows = len({e["row"] for e in explanations})
+    assert rows == len(explanations) == 40
+    # Worked out from the JSON alone: a class's segment is its rows' |attribution| summed, over all rows.
+    expected: dict[str, dict[str, float]] = {}
+    for e in explanations:
+        for a in e["attributions"]:
+            segment = expected.setdefault(f"class {e['class']}", {})
+            segment[a["feature"]] = segment.get(a["feature"], 0.0) + abs(a["attribution"]) / rows
+    assert len(expected) >= 2, "the rows should be predicted as different classes"
+    features = document["data"]["features"]
+    totals = {f: math.fsum(segment.get(f, 0.0) for segment in expected.values()) for f in features}
+    true_means = {
+        f: math.fsum(abs(a["attribution"]) for e in explanations for a in e["attributions"] if a["feature"] == f) / rows
+        for f in features
+    }
+    assert totals == pytest.approx(true_means)
+
+    summary = AttributionSummary(plots.explanation_from_dict(e) for e in explanations)
+    figure = plots.summary_bar_figure(summary)
+    ax = figure.axes[0]
+    bars = bars_by_class(ax)
+    assert set(bars) == set(expected)
+    shown = [label.get_text() for label in ax.get_yticklabels()]
+    assert shown == sorted(features, key=lambda f: -totals[f]), "sorted by the total each bar prints"
+    for label, segments in bars.items():
+        for feature in shown:
+            assert segments[feature][1] == pytest.approx(expected[label].get(feature, 0.0), abs=1e-12), (label, feature)
+    printed = [text.get_text().strip() for text in ax.texts]
+    assert printed == [plots.format_number(totals[f], 3) for f in shown]
+    assert "over 40 rows" in figure.get_suptitle() and ax.get_xlabel() == "mean |attribution| over 40 rows"
+    assert "add up to the mean over all rows" in ax.get_title(loc="left")
+
+
+def test_summary_bar_sets_classes_side_by_side_when_every_row_is_explained_for_every_class(multiclass_runs):
+    document = multiclass_runs["all"]
+    explanations = document["explanations"]
+    rows = len({e["row"] for e in explanations})
+    expected: dict[str, dict[str, float]] = {}
+    for e in explanations:
+        for a in e["attributions"]:
+            bar = expected.setdefault(f"class {e['class']}", {})
+            bar[a["feature"]] = bar.get(a["feature"], 0.0) + abs(a["attribution"]) / rows
+    assert len(expected) == 3 and len(explanations) == 3 * rows
+
+    figure = plots.summary_bar_figure(AttributionSummary(plots.explanation_from_dict(e) for e in explanations))
+    ax = figure.axes[0]
+    bars = bars_by_class(ax)
+    assert set(bars) == set(expected)
+    for label, by_feature in bars.items():
+        for feature, (left, width) in by_feature.items():
+            assert left == 0, "a class's bar must not stand on another class's: that would add them up"
+            assert width == pytest.approx(expected[label][feature], abs=1e-12)
+    shown = [label.get_text() for label in ax.get_yticklabels()]
+    assert shown == sorted(shown, key=lambda f: -sum(expected[c][f] for c in expected))
+    assert "per feature and class" in figure.get_suptitle()
+    assert ax.get_xlabel() == f"mean |attribution| per class over {rows} rows"
+
+
+def wide_explanation(n_features: int = 45) -> Explanation:
+    """45 features with long names (differing only at their end), half raising, half lowering."""
+    attributions = [
+        Attribution(
+            f"customer_account_average_monthly_transaction_amount_feature_{i:02d}",
+            -0.3604401707908981 * (i + 1),
+            (1 if i % 2 else -1) * 0.06 * 0.93**i,
+        )
+        for i in range(n_features)
+    ]
+    attributions[5] = Attribution(XSS, "a", 0.0105)
+    base = 0.2067
+    prediction = base + math.fsum(a.attribution for a in attributions)
+    return Explanation(0, XSS, "kernel_shap", "medium", prediction, base, attributions, {"additivity_gap": 0.0})
+
+
+def test_force_plot_keeps_a_wide_bar_and_few_labels_with_45_long_named_features(tmp_path):
+    figure = plots.force_plot_figure(wide_explanation())
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    low, high = ax.spines["top"].get_bounds()
+    bar_pixels = ax.transData.transform([(high, 0)])[0][0] - ax.transData.transform([(low, 0)])[0][0]
+    assert bar_pixels / figure.dpi >= plots.FORCE_MIN_BAR_INCHES - 0.01, "the bar's axis is squeezed by its labels"
+    marks = ("prediction", "base value", "model prediction")
+    labels = [text for text in ax.texts if " = " in text.get_text() and not text.get_text().startswith(marks)]
+    assert 2 <= len(labels) <= 2 * plots.FORCE_MAX_LABELS
+    # Every label stays clear of the others: one per line on its side.
+    boxes = [text.get_window_extent() for text in labels]
+    for i, box in enumerate(boxes):
+        assert not any(box.overlaps(other) for other in boxes[i + 1 :]), labels[i].get_text()
+    hidden = [t.get_text() for t in figure.texts if "not labelled" in t.get_text()]
+    assert hidden == [f"{45 - len(labels)} smaller effects not labelled"]
+    plots.force_plot_png(wide_explanation(), tmp_path / "force.png")
+    assert_sensible_png(tmp_path / "force.png", min_width=1500)
+
+
+def test_run_metadata_is_summed_up_at_the_top_and_listed_in_full_below(explain_report):
+    page, _, _ = explain_report
+    brief = page.index('class="card run-brief"')
+    assert brief < page.index('id="warnings"') < page.index('id="run"')
+    top = page[brief : page.index('id="warnings"')]
+    for digest in ("ab" * 32, "cd" * 32):  # the model's and the data's hash cut short, whole in the tooltip
+        assert re.search(f'<code title="{digest}" class="hash">{digest[:12]}…</code>', top), digest
+    for text in ("sklearn.pipeline.Pipeline", "4 rows", "train.csv", "shap 0.51.0", "python 3.11.7", "seed 0"):
+        assert text in top, text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.pkl" in top and XSS not in top
+    assert "ab" * 32 + "</code>" in page[page.index('id="run"') :], "the Run cards keep the whole hash"
+
+
+def test_many_warnings_are_grouped_by_kind_with_the_rest_folded():
+    lime = [f"row {row} (lime, class yes): LIME's local model fits poorly (R² 0.{row + 10} < 0.5)" for row in range(30)]
+    columns = [f"column {name}: values the model never saw were treated as missing: {XSS}" for name in "abc"]
+    options = "seed scoring nsamples lime-samples n-jobs repeats class output trust allow".split()
+    others = [f"--{option} has no effect here" for option in options]
+    warnings = ["DATA columns not used by the model (ignored): extra", *lime, *columns, *others]
+    section = report.warnings_section(warnings)
+    assert "Warnings (44, 13 kinds)" in section
+    shown, folded = section.split("more kinds of warning")
+    assert "5 more kinds of warning" in section  # 13 kinds: the first 8 shown
+    assert shown.count("× </strong>") == 2 and "30× </strong>" + html.escape(lime[0]) in shown
+    assert "29 more like it" in shown and "2 more like it" in shown
+    assert all(html.escape(w) in section for w in warnings), "every warning is still on the page"
+    assert all(html.escape(w) in folded for w in others[-5:])
+    assert section.count("&lt;script&gt;") == 3 and XSS not in section
+    few = report.warnings_section(warnings[:3])
+    assert "<details>" not in few and few.count("<li>") == 3

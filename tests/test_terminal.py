@@ -187,7 +187,8 @@ def test_table_fits_80_columns_with_its_box_intact(long_run_in_terminal):
             assert all(line[column] in vertical for column in separators), f"broken box:\n{top}\n{line}"
     body = "\n".join(table)
     assert "cust-0000" in body and "…" in body, "a long id is cut with an ellipsis, not wrapped out of the box"
-    assert re.search(r"^[│┃] row\s+[│┃] method\s+[│┃]", table[1]), table[1]
+    assert re.search(r"^[│┃] row\s+[│┃]\s+[│┃]\s+[│┃] top features\s+[│┃]$", table[1]), table[1]
+    assert re.search(r"^[│┃] class\s+[│┃] quality\s+[│┃]\s+pred [│┃] feature=value\s+attribution [│┃]$", table[2])
 
 
 def test_progress_bar_shows_on_stderr_when_it_is_a_terminal(long_run_in_terminal):
@@ -247,3 +248,94 @@ def test_no_escape_codes_and_no_progress_bar_when_output_is_piped(pipeline_class
     assert "\x1b" not in run.stdout and "\x1b" not in run.stderr
     assert "explaining" not in run.stderr
     assert max(display_width(line) for line in run.stdout.splitlines()) <= COLUMNS
+
+
+LONG_NAMES = {
+    "age": "customer_age_in_years_at_the_time_of_the_application_v2",
+    "income": "household_income_in_euros_over_the_last_twelve_months",
+    "noise": "noise_level_measured_by_the_sensor_in_the_north_wing",
+    "color": "[red]colour",  # rich markup, to be shown as text
+}
+ENTRY = re.compile(r"^(?P<label>\S.*?=\S.*?)\s{2,}(?P<attribution>[+-]\d[\d.]*(?:e[+-]?\d+)?)$")
+
+
+@pytest.fixture(scope="module")
+def long_names_run(tmp_path_factory) -> TerminalRun:
+    """``xai explain`` in the terminal of a model whose columns have long names and long values."""
+    import joblib
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    work = tmp_path_factory.mktemp("long_names")
+    frame = mixed_frame(200, seed=4).drop(columns=["amount"])
+    frame["income"] = np.random.default_rng(4).lognormal(10, 0.5, len(frame))  # 17 significant digits
+    frame.loc[frame.index[:60], "city"] = LONG_CITY
+    frame = frame.rename(columns=LONG_NAMES)
+    numbers = [LONG_NAMES[name] for name in ("age", "income", "noise")]
+    model = Pipeline(
+        [
+            (
+                "preprocess",
+                ColumnTransformer(
+                    [
+                        ("numbers", SimpleImputer(strategy="median"), numbers),
+                        (
+                            "categories",
+                            make_pipeline(
+                                SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
+                            ),
+                            [LONG_NAMES["color"], "city"],
+                        ),
+                    ]
+                ),
+            ),
+            ("model", RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0)),
+        ]
+    )
+    model.fit(frame.drop(columns=["label"]), frame["label"])
+    joblib.dump(model, work / "model.joblib")
+    frame.to_csv(work / "train.csv", index=False)
+    rows = frame.iloc[:8].copy()
+    rows.insert(0, "name", [f"customer-{i}" for i in range(len(rows))])
+    rows.to_csv(work / "rows.csv", index=False)
+    args = ["explain", work / "model.joblib", work / "rows.csv", "--id-col", "name", "--target", "label"]
+    return run_in_terminal([*args, "--background", work / "train.csv", "--out", work / "out"])
+
+
+def feature_cells(table: list[str]) -> list[str]:
+    """The top-features column of the table's body, one string per terminal line."""
+    body = table[table.index(next(line for line in table if line.startswith(("├", "┡")))) + 1 : -1]
+    return [line.rstrip("│┃").rsplit("│", 1)[-1].strip() for line in body]
+
+
+def test_top_features_read_one_entry_per_line_at_80_columns_with_long_names(long_names_run):
+    run = long_names_run
+    assert run.code == 0, run.stderr
+    lines = plain_lines(run.stdout)
+    assert not [line for line in lines if display_width(line) > COLUMNS]
+    table = table_lines(lines)
+    cells = feature_cells(table)
+    assert len(cells) == 8 * 3, "three features per row, each on a line of its own:\n" + "\n".join(table)
+    entries = [ENTRY.match(cell) for cell in cells]
+    assert all(entries), "an entry is wrapped or cut:\n" + "\n".join(c for c, e in zip(cells, entries) if not e)
+    labels = [entry["label"] for entry in entries]
+    # A long name keeps its start and its end, the middle goes.
+    shortened = [label for label in labels if "…" in label.split("=")[0]]
+    assert shortened, labels
+    for label in shortened:
+        name = label.split("=")[0]
+        assert any(
+            full.startswith(name.split("…")[0]) and full.endswith(name.split("…")[1]) for full in LONG_NAMES.values()
+        ), name
+    # Numbers as the plots write them: no float printed to its last digit.
+    for label in labels:
+        value = label.split("=", 1)[1]
+        digits = re.sub(r"[^0-9]", "", value.lstrip("-0.")) if re.fullmatch(r"-?[\d.]+", value) else ""
+        assert len(digits) <= 6, label
+    assert any(label.startswith("[red]colour=") for label in labels), labels
+    # The column had the room: the entries fill it, they are not squeezed into a sliver.
+    assert min(display_width(cell) for cell in cells) >= 30, cells

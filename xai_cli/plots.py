@@ -22,6 +22,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,14 @@ TITLE_FONT_SIZE = 12.5
 MAX_NAME_CHARS = 48
 MAX_VALUE_CHARS = 32
 MAX_TITLE_ID_CHARS = 40
+FORCE_NAME_CHARS = 30
+FORCE_VALUE_CHARS = 20
+FORCE_MAX_LABELS = 6
+"""Labelled features on each side of a force plot; the waterfall beside it shows more."""
+FORCE_WIDTH_INCHES = 12.0
+FORCE_MIN_BAR_INCHES = 6.5
+FORCE_MIN_LABEL_SHARE = 0.005
+"""A force plot leaves unlabelled an effect under this share of its span: its segment is a sliver."""
 
 METHOD_NAMES = {
     "tree_shap": "Tree SHAP",
@@ -179,10 +188,10 @@ def _minus(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def _new_figure(width: float, height: float, *, layout: str | None = "constrained") -> Figure:
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=100, layout="constrained", facecolor="white")
+    return Figure(figsize=(width, height), dpi=100, layout=layout, facecolor="white")
 
 
 def _width_for_labels(labels: Iterable[str], plot_inches: float) -> float:
@@ -240,7 +249,7 @@ def _bar_kwargs(value: float) -> dict[str, Any]:
     return {"color": colour, "hatch": hatch, "edgecolor": "white", "linewidth": 0.6}
 
 
-def _direction_legend(figure: Figure) -> None:
+def _direction_legend(figure: Figure, *, loc: str = "outside lower right") -> None:
     from matplotlib.patches import Patch
 
     handles = [
@@ -252,7 +261,7 @@ def _direction_legend(figure: Figure) -> None:
             label="lowers the output",
         ),
     ]
-    figure.legend(handles=handles, loc="outside lower right", ncols=2, fontsize=SMALL_FONT_SIZE, frameon=False)
+    figure.legend(handles=handles, loc=loc, ncols=2, fontsize=SMALL_FONT_SIZE, frameon=False)
 
 
 def _plain_axis(ax: Axes) -> None:
@@ -269,15 +278,56 @@ def _digits_for(span: float, *values: float) -> int:
     return int(min(10, max(4, math.ceil(math.log10(largest / span)) + 3)))
 
 
+def _mark_number(value: float, digits: int, span: float) -> str:
+    """A marked value (base value, prediction) as text; rounding noise next to ``span`` reads as 0."""
+    return format_number(0.0 if abs(value) < 1e-9 * span else value, digits)
+
+
 _LABEL_BOX = {"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
 
 
-def force_plot_figure(explanation: Explanation, *, max_labels: int = 8) -> Figure:
+def _text_inches(text: str, fontsize: float = FONT_SIZE) -> float:
+    """How wide ``text`` is drawn in matplotlib's default font, in inches (as Agg lays it out)."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    width, _, _ = RendererAgg(1, 1, 72).get_text_width_height_descent(text, FontProperties(size=fontsize), ismath=False)
+    return width / 72
+
+
+def _force_label(attribution: Attribution, method: str) -> str:
+    """``feature = value   +0.12`` (LIME: ``rule   +0.12``), shorter than on other plots: two columns
+    of them flank the bar."""
+    if method == "lime" and attribution.rule:
+        text = shorten(attribution.rule, FORCE_NAME_CHARS + FORCE_VALUE_CHARS)
+    else:
+        text = (
+            f"{shorten(attribution.feature, FORCE_NAME_CHARS)} = {format_value(attribution.value, FORCE_VALUE_CHARS)}"
+        )
+    return f"{text}   {_minus(format_number(attribution.attribution, 3, signed=True))}"
+
+
+def _force_margins(
+    labels: Sequence[tuple[float, float, int]], low: float, high: float, bar_inches: float
+) -> tuple[float, float]:
+    """(left, right) inches the labels need beyond a bar axis ``bar_inches`` wide from ``low`` to ``high``.
+
+    Each label is (x where it hangs, its width in inches, direction: -1 runs leftwards, +1 rightwards).
+    """
+    scale = bar_inches / (high - low)
+    left = max([width - (x - low) * scale for x, width, direction in labels if direction < 0], default=0.0)
+    right = max([width - (high - x) * scale for x, width, direction in labels if direction > 0], default=0.0)
+    return max(left, 0.0), max(right, 0.0)
+
+
+def force_plot_figure(explanation: Explanation, *, max_labels: int = FORCE_MAX_LABELS) -> Figure:
     """An additive force plot of one explanation, as a matplotlib Figure.
 
     Features that raise the output are stacked from the left up to the prediction, those that lower
     it from the right; the ``max_labels`` largest on each side get a ``feature = value`` label (LIME:
-    its rule) and their signed attribution on a line of their own, linked to their segment.
+    its rule) and their signed attribution on a line of their own, linked to their segment. Effects
+    too small to see (under FORCE_MIN_LABEL_SHARE of the plot's span) are left unlabelled, and the
+    bar keeps at least FORCE_MIN_BAR_INCHES however long the labels are: the figure widens instead.
     """
     attributions = [a for a in explanation.attributions if float(a.attribution) != 0.0]
     base = float(explanation.base_value)
@@ -292,27 +342,62 @@ def force_plot_figure(explanation: Explanation, *, max_labels: int = 8) -> Figur
     span = max(max(marks) - min(marks), 1e-9 * max(abs(end), 1.0), 1e-12)
     digits = _digits_for(span, *marks)
 
+    def visible(side: list[Attribution]) -> int:
+        return sum(1 for a in side[:max_labels] if abs(a.attribution) >= FORCE_MIN_LABEL_SHARE * span)
+
+    labelled_up, labelled_down = visible(raising), visible(lowering)
+
+    def segments(side: list[Attribution], direction: int) -> list[tuple[float, float]]:
+        # (start, width): raising segments grow leftwards from the prediction, lowering ones rightwards.
+        edge, placed = end, []
+        for attribution in side:
+            width = abs(attribution.attribution)
+            start = edge - width if direction < 0 else edge
+            placed.append((start, width))
+            edge = start if direction < 0 else start + width
+        return placed
+
+    sides = [
+        (raising, -1, POSITIVE_TEXT, labelled_up, segments(raising, -1)),
+        (lowering, +1, NEGATIVE_TEXT, labelled_down, segments(lowering, +1)),
+    ]
+    low, high = min(marks) - 0.03 * span, max(marks) + 0.03 * span
+    labels = [
+        (start + width / 2, _text_inches(_force_label(side[i], explanation.method)) + 0.1, direction)
+        for side, direction, _, labelled, placed in sides
+        for i, (start, width) in enumerate(placed[:labelled])
+    ]
+    # The bar gets at least FORCE_MIN_BAR_INCHES and the labels what they need beside it; a figure
+    # narrower than FORCE_WIDTH_INCHES gives the bar the difference.
+    bar_inches = FORCE_MIN_BAR_INCHES
+    for _ in range(3):
+        margin_left, margin_right = _force_margins(labels, low, high, bar_inches)
+        bar_inches = max(FORCE_MIN_BAR_INCHES, FORCE_WIDTH_INCHES - margin_left - margin_right)
+    margin_left, margin_right = _force_margins(labels, low, high, bar_inches)
+    per_inch = (high - low) / bar_inches
+
     # Vertical layout in "label lines": the bar sits just under 0, its labels hang below it one per
     # line, and the marks of the prediction and base value stand above it.
-    labelled_up = raising[:max_labels]
-    labelled_down = lowering[:max_labels]
-    label_lines = max(len(labelled_up), len(labelled_down), 1)
+    label_lines = max(labelled_up, labelled_down, 1)
     bar_top, bar_bottom = 0.0, -0.6
     top = 1.75 if show_model_prediction else 1.0
     bottom = -1.0 - label_lines
     line_inches = 0.3
-    figure = _new_figure(12, 1.3 + line_inches * (top - bottom))
-    ax = figure.add_subplot()
+    # Laid out by hand, not by matplotlib's layout engine: it would shrink the bar to make room for
+    # labels that the margins above already hold. Inches: title and scale above, legend below.
+    axes_inches = (margin_left + bar_inches + margin_right, line_inches * (top - bottom))
+    above, below, side = 0.62, 0.45, 0.1
+    width, height = axes_inches[0] + 2 * side, axes_inches[1] + above + below
+    figure = _new_figure(width, height, layout=None)
+    ax = figure.add_axes((side / width, below / height, axes_inches[0] / width, axes_inches[1] / height))
     ax.set_ylim(bottom, top)
-    ax.set_xlim(min(marks) - 0.03 * span, max(marks) + 0.03 * span)
+    # The labels are drawn inside the axes, so the layout cannot squeeze the bar to make room for them.
+    ax.set_xlim(low - margin_left * per_inch, high + margin_right * per_inch)
 
-    def draw_side(side: list[Attribution], direction: int, text_colour: str, labelled: int) -> None:
-        # Raising segments grow leftwards from the prediction (direction -1), lowering ones rightwards.
-        edge = end
-        centres = []
-        for attribution in side:
-            width = abs(attribution.attribution)
-            start = edge - width if direction < 0 else edge
+    def draw_side(
+        side: list[Attribution], direction: int, text_colour: str, labelled: int, placed: list[tuple[float, float]]
+    ) -> None:
+        for attribution, (start, width) in zip(side, placed, strict=True):
             ax.barh(
                 (bar_top + bar_bottom) / 2,
                 width,
@@ -320,22 +405,16 @@ def force_plot_figure(explanation: Explanation, *, max_labels: int = 8) -> Figur
                 height=bar_top - bar_bottom,
                 **_bar_kwargs(attribution.attribution),
             )
-            centres.append(start + width / 2)
-            edge = start if direction < 0 else start + width
         # The outermost labelled segment takes the first line, so no label crosses a leader line.
         for line, index in enumerate(reversed(range(labelled))):
-            attribution, x = side[index], centres[index]
+            attribution, x = side[index], placed[index][0] + placed[index][1] / 2
             y = -1.0 - line
             ax.plot([x, x], [bar_bottom, y], color=text_colour, linewidth=0.8, alpha=0.7)
             ax.plot([x], [y], marker="o", markersize=3, color=text_colour)
-            label = (
-                f"{attribution_label(attribution, explanation.method)}   "
-                f"{_minus(format_number(attribution.attribution, 3, signed=True))}"
-            )
             ax.text(
-                x + 0.005 * span * direction,
+                x + 0.05 * per_inch * direction,
                 y,
-                _mpl(label),
+                _mpl(_force_label(attribution, explanation.method)),
                 ha="left" if direction > 0 else "right",
                 va="center",
                 fontsize=FONT_SIZE,
@@ -343,8 +422,8 @@ def force_plot_figure(explanation: Explanation, *, max_labels: int = 8) -> Figur
                 clip_on=False,
             )
 
-    draw_side(raising, -1, POSITIVE_TEXT, len(labelled_up))
-    draw_side(lowering, +1, NEGATIVE_TEXT, len(labelled_down))
+    for side in sides:
+        draw_side(*side)
 
     # The prediction and the base value, marked above the bar; their labels lean away from each other.
     end_right = end >= base
@@ -352,7 +431,7 @@ def force_plot_figure(explanation: Explanation, *, max_labels: int = 8) -> Figur
     ax.text(
         end,
         0.3,
-        _minus(f"{_prediction_name(explanation)} = {format_number(end, digits)}"),
+        _minus(f"{_prediction_name(explanation)} = {_mark_number(end, digits, span)}"),
         ha="left" if end_right else "right",
         va="bottom",
         fontsize=FONT_SIZE,
@@ -365,7 +444,7 @@ def force_plot_figure(explanation: Explanation, *, max_labels: int = 8) -> Figur
     ax.text(
         base,
         0.3,
-        _minus(f"{base_name} = {format_number(base, digits)}"),
+        _minus(f"{base_name} = {_mark_number(base, digits, span)}"),
         ha="right" if end_right else "left",
         va="bottom",
         fontsize=FONT_SIZE,
@@ -377,7 +456,7 @@ def force_plot_figure(explanation: Explanation, *, max_labels: int = 8) -> Figur
         ax.text(
             prediction,
             1.05,
-            _minus(f"model prediction = {format_number(prediction, digits)}"),
+            _minus(f"model prediction = {_mark_number(prediction, digits, span)}"),
             ha="left" if prediction >= end else "right",
             va="bottom",
             fontsize=SMALL_FONT_SIZE,
@@ -385,7 +464,7 @@ def force_plot_figure(explanation: Explanation, *, max_labels: int = 8) -> Figur
             bbox=_LABEL_BOX,
         )
 
-    hidden = len(attributions) - len(labelled_up) - len(labelled_down)
+    hidden = len(attributions) - labelled_up - labelled_down
     if hidden > 0:
         figure.text(
             0.0,
@@ -398,18 +477,25 @@ def force_plot_figure(explanation: Explanation, *, max_labels: int = 8) -> Figur
         )
 
     ax.set_yticks([])
-    _plain_axis(ax)
+    from matplotlib.ticker import MaxNLocator
+
+    # The scale spans the bar only, not the room the labels take beside it.
+    ax.set_xticks([tick for tick in MaxNLocator(nbins=7).tick_values(low, high) if low <= tick <= high])
+    ax.ticklabel_format(axis="x", style="plain", useOffset=False)
+    ax.spines["top"].set_bounds(low, high)
     ax.xaxis.set_ticks_position("top")
     ax.tick_params(axis="x", labelsize=SMALL_FONT_SIZE, colors=MUTED, length=3)
     for side in ("bottom", "right", "left"):
         ax.spines[side].set_visible(False)
     ax.spines["top"].set_color(MUTED)
-    _direction_legend(figure)
-    figure.suptitle(_mpl(explanation_title(explanation)), fontsize=TITLE_FONT_SIZE, color=INK, x=0.0, ha="left")
+    _direction_legend(figure, loc="lower right")
+    figure.suptitle(
+        _mpl(explanation_title(explanation)), fontsize=TITLE_FONT_SIZE, color=INK, x=0.0, y=1.0, ha="left", va="top"
+    )
     return figure
 
 
-def force_plot_png(explanation: Explanation, path: str | os.PathLike, *, max_labels: int = 8) -> None:
+def force_plot_png(explanation: Explanation, path: str | os.PathLike, *, max_labels: int = FORCE_MAX_LABELS) -> None:
     """Write the force plot of one explanation (see :func:`force_plot_figure`) as a PNG."""
     save_png(force_plot_figure(explanation, max_labels=max_labels), path)
 
@@ -480,7 +566,7 @@ def waterfall_figure(explanation: Explanation, max_features: int = 10) -> Figure
     ax.text(
         base,
         bottom - 0.4,
-        _minus(f"{base_name} = {format_number(base, digits)}"),
+        _minus(f"{base_name} = {_mark_number(base, digits, span)}"),
         ha="center",
         va="top",
         fontsize=SMALL_FONT_SIZE,
@@ -491,7 +577,7 @@ def waterfall_figure(explanation: Explanation, max_features: int = 10) -> Figure
     ax.text(
         end,
         top + 0.4,
-        _minus(f"{_prediction_name(explanation)} = {format_number(end, digits)}"),
+        _minus(f"{_prediction_name(explanation)} = {_mark_number(end, digits, span)}"),
         ha="center",
         va="bottom",
         fontsize=FONT_SIZE,
@@ -504,7 +590,7 @@ def waterfall_figure(explanation: Explanation, max_features: int = 10) -> Figure
         ax.text(
             prediction,
             top + 1.1,
-            _minus(f"model prediction = {format_number(prediction, digits)}"),
+            _minus(f"model prediction = {_mark_number(prediction, digits, span)}"),
             ha="center",
             va="bottom",
             fontsize=SMALL_FONT_SIZE,
@@ -563,27 +649,84 @@ def _natural_key(label: Any) -> tuple[Any, ...]:
     return (1, *((0, int(part), "") if part.isdigit() else (1, 0, part.casefold()) for part in parts))
 
 
+@dataclass(frozen=True)
+class MethodSummary:
+    """What one method's panel of the summary bar chart shows.
+
+    ``values[label][feature]`` is the length of the bar (or segment) of that class:
+
+    - one class per row (``--class predicted``; binary; regression): the sum of |attribution| over the
+      rows explained for that class, divided by **all** the rows the method explained, so a feature's
+      segments add up to its mean |attribution| over every row (``stacked`` is True);
+    - every class for every row (``--class all``): the mean |attribution| for that class over the rows,
+      one bar per class side by side: stacking them would add a row's classes together
+      (``stacked`` is False).
+    """
+
+    method: str
+    rows: int
+    classes: list[str | None]
+    values: dict[str | None, dict[str, float]]
+    stacked: bool
+
+    def total(self, feature: str) -> float:
+        """The stacked bar's length (``stacked``), else the mean of the class bars."""
+        total = math.fsum(self.values[label].get(feature, 0.0) for label in self.classes)
+        return total if self.stacked else total / len(self.classes)
+
+
+def method_summaries(summary: AttributionSummary) -> list[MethodSummary]:
+    """The summary bar chart's numbers, per method in the order the methods were met."""
+    means = summary.means()
+    # AttributionSummary keeps its counts per (method, class) to itself; a mean times its count is
+    # the sum this chart needs.
+    counts = summary._counts
+    methods = list(dict.fromkeys(method for method, _ in means))
+    summaries = []
+    for method in methods:
+        classes = sorted((label for m, label in means if m == method), key=_natural_key)
+        explained = sum(counts[(method, label)] for label in classes)
+        # Every row once (one class per row) or every row once per class.
+        stacked = explained <= summary.rows or len(classes) == 1
+        if stacked:
+            values = {
+                label: {f: mean * counts[(method, label)] / explained for f, mean in means[(method, label)].items()}
+                for label in classes
+            }
+            rows = explained
+        else:
+            values = {label: dict(means[(method, label)]) for label in classes}
+            rows = max(counts[(method, label)] for label in classes)
+        summaries.append(MethodSummary(method, rows, classes, values, stacked))
+    return summaries
+
+
 def summary_bar_figure(explanations: Sequence[Explanation] | AttributionSummary, max_features: int = 20) -> Figure:
     """Mean |attribution| per feature as horizontal bars, as a matplotlib Figure.
 
     One panel per method (each on its own scale: LIME's and SHAP's values are not in the same
-    units), the features in the same order in every panel; where several classes are explained,
-    each bar stacks one segment per class. Features are ranked by their mean share of each
-    (method, class) total, so no method decides the order alone; the top ``max_features`` are shown
-    and the rest summed into one ``N other features`` bar.
+    units), the features in the same order in every panel. Where each row was explained for one of
+    several classes, a bar stacks one segment per class and the segments add up to the mean over
+    all rows (see :class:`MethodSummary`); where each row was explained for every class, the classes
+    stand side by side. Features are sorted by the number printed at their bar (with several
+    methods: by their average share of each method's total, so no method decides alone); the top
+    ``max_features`` are shown and the rest summed into one ``N other features`` bar.
     """
     summary = explanations if isinstance(explanations, AttributionSummary) else AttributionSummary(explanations)
-    means = summary.means()
-    if not means:
+    panels = method_summaries(summary)
+    if not panels:
         raise ValueError("there are no explanations to plot")
-    methods = list(dict.fromkeys(method for method, _ in means))
-    # Classes in their natural order (the order a model's ``classes_`` has), not as the rows met them.
-    classes = sorted(dict.fromkeys(label for _, label in means), key=_natural_key)
+    classes = sorted({label for panel in panels for label in panel.classes}, key=_natural_key)
     several_classes = len(classes) > 1
-    features = list(dict.fromkeys(feature for totals in means.values() for feature in totals))
+    grouped = any(not panel.stacked for panel in panels)
+    features = list(
+        dict.fromkeys(feature for panel in panels for label in panel.classes for feature in panel.values[label])
+    )
 
     def share(feature: str) -> float:
-        return sum(totals.get(feature, 0.0) / (sum(totals.values()) or 1.0) for totals in means.values())
+        return math.fsum(
+            panel.total(feature) / (math.fsum(panel.total(f) for f in features) or 1.0) for panel in panels
+        )
 
     ranked = sorted(features, key=lambda feature: -share(feature))
     shown, rest = ranked[:max_features], ranked[max_features:]
@@ -591,48 +734,64 @@ def summary_bar_figure(explanations: Sequence[Explanation] | AttributionSummary,
     if rest:
         labels.append(f"{len(rest)} other {'feature' if len(rest) == 1 else 'features'}")
 
+    def bar_values(panel: MethodSummary, label: str | None) -> list[float]:
+        values = [panel.values[label].get(feature, 0.0) for feature in shown]
+        if rest:
+            values.append(math.fsum(panel.values[label].get(feature, 0.0) for feature in rest))
+        return values
+
     n_rows = len(labels)
     rows_y = [n_rows - 1 - row for row in range(n_rows)]
-    panel_inches = 7.0 if len(methods) == 1 else 4.5
-    figure = _new_figure(_width_for_labels(labels, panel_inches * len(methods)), 1.9 + 0.3 * n_rows)
-    axes = figure.subplots(1, len(methods), sharey=True, squeeze=False)[0]
-    for ax, method in zip(axes, methods, strict=True):
+    slots = len(classes) if grouped else 1
+    row_inches = 0.3 if slots == 1 else max(0.3, 0.2 * slots + 0.08)
+    panel_inches = 7.0 if len(panels) == 1 else 4.5
+    figure = _new_figure(_width_for_labels(labels, panel_inches * len(panels)), 2.3 + row_inches * n_rows)
+    axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, panel in zip(axes, panels, strict=True):
         _style_axis(ax)
         lefts = [0.0] * n_rows
-        for number, label in enumerate(classes):
-            totals = means.get((method, label))
-            if totals is None:
-                continue
-            values = [totals.get(feature, 0.0) for feature in shown]
-            if rest:
-                values.append(math.fsum(totals.get(feature, 0.0) for feature in rest))
+        for label in panel.classes:
+            number = classes.index(label)
+            values = bar_values(panel, label)
             colour, hatch = _class_style(number, several_classes)
-            ax.barh(
-                rows_y,
-                values,
-                left=lefts,
-                height=0.7,
-                color=colour,
-                hatch=hatch,
-                edgecolor="white",
-                linewidth=0.4,
-                label=_mpl(f"class {shorten(str(label), MAX_TITLE_ID_CHARS)}"),
-            )
-            lefts = [left + value for left, value in zip(lefts, values, strict=True)]
-        for y, total in zip(rows_y, lefts, strict=True):
-            ax.text(
-                total,
-                y,
-                "  " + format_number(total, 3),
-                va="center",
-                ha="left",
-                fontsize=SMALL_FONT_SIZE,
-                color=MUTED,
-            )
-        ax.margins(x=0.12)
-        ax.set_xlabel("mean |attribution|", fontsize=FONT_SIZE, color=INK)
-        if len(methods) > 1:
-            ax.set_title(method_name(method), fontsize=FONT_SIZE, fontweight="bold", color=INK, loc="left")
+            style = {
+                "color": colour,
+                "hatch": hatch,
+                "edgecolor": "white",
+                "linewidth": 0.4,
+                "label": _mpl(f"class {shorten(str(label), MAX_TITLE_ID_CHARS)}"),
+            }
+            if panel.stacked:
+                ax.barh(rows_y, values, left=lefts, height=0.7, **style)
+                lefts = [left + value for left, value in zip(lefts, values, strict=True)]
+                continue
+            height = 0.8 / len(panel.classes)
+            offset = 0.4 - height * (panel.classes.index(label) + 0.5)
+            ys = [y + offset for y in rows_y]
+            ax.barh(ys, values, height=height * 0.92, **style)
+            for y, value in zip(ys, values, strict=True):
+                ax.text(value, y, " " + format_number(value, 3), va="center", ha="left", fontsize=8, color=MUTED)
+        if panel.stacked:
+            for y, total in zip(rows_y, lefts, strict=True):
+                ax.text(
+                    total,
+                    y,
+                    "  " + format_number(total, 3),
+                    va="center",
+                    ha="left",
+                    fontsize=SMALL_FONT_SIZE,
+                    color=MUTED,
+                )
+        ax.margins(x=0.14)
+        ax.set_xlabel(
+            f"mean |attribution| over {_rows_text(panel.rows)}"
+            if panel.stacked
+            else f"mean |attribution| per class over {_rows_text(panel.rows)}",
+            fontsize=FONT_SIZE,
+            color=INK,
+        )
+        if len(panels) > 1:
+            ax.set_title(method_name(panel.method), fontsize=FONT_SIZE, fontweight="bold", color=INK, loc="left")
     axes[0].set_yticks(rows_y, labels)
     axes[0].tick_params(axis="y", length=0, pad=6)
     axes[0].set_ylim(-0.6, n_rows - 0.4)
@@ -641,25 +800,62 @@ def summary_bar_figure(explanations: Sequence[Explanation] | AttributionSummary,
     if rest:
         axes[0].get_yticklabels()[-1].set_color(MUTED)
         axes[0].get_yticklabels()[-1].set_fontstyle("italic")
-    rows = summary.rows
-    title = f"Mean |attribution| per feature over {rows} {'row' if rows == 1 else 'rows'}"
-    if len(methods) == 1:
-        title = f"{method_name(methods[0])}: {title[0].lower()}{title[1:]}"
-    figure.suptitle(title, fontsize=TITLE_FONT_SIZE, color=INK, x=0.0, ha="left")
+
+    figure.suptitle(_summary_title(panels, classes), fontsize=TITLE_FONT_SIZE, color=INK, x=0.0, ha="left")
+    # What a bar (and its segments) is and how the bars are sorted: under the title when there is one
+    # panel, else over the legend of the classes (or, with no legend, under the panels).
+    note = _mpl(_summary_note(panels, several_classes, grouped))
+    if len(panels) == 1:
+        axes[0].set_title(note, loc="left", fontsize=SMALL_FONT_SIZE, color=MUTED)
+    elif not several_classes:
+        figure.supxlabel(note, x=0.0, ha="left", fontsize=SMALL_FONT_SIZE, color=MUTED)
     if several_classes:
         handles = {}
         for ax in axes:
             for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
                 handles.setdefault(label, handle)
-        figure.legend(
+        legend = figure.legend(
             list(handles.values()),
             list(handles),
             loc="outside lower center",
             ncols=min(len(handles), 4),
             fontsize=SMALL_FONT_SIZE,
             frameon=False,
+            title=note if len(panels) > 1 else None,
+            title_fontsize=SMALL_FONT_SIZE,
         )
+        legend.get_title().set_color(MUTED)
     return figure
+
+
+def _rows_text(rows: int) -> str:
+    return f"{rows} {'row' if rows == 1 else 'rows'}"
+
+
+def _summary_title(panels: Sequence[MethodSummary], classes: Sequence[str | None]) -> str:
+    rows = max(panel.rows for panel in panels)
+    grouped = any(not panel.stacked for panel in panels)
+    title = f"Mean |attribution| per {'feature and class' if grouped else 'feature'} over {_rows_text(rows)}"
+    if len(classes) == 1 and classes[0] is not None:
+        title += f", class {shorten(str(classes[0]), MAX_TITLE_ID_CHARS)}"
+    if len(panels) == 1:
+        title = f"{method_name(panels[0].method)}: {title[0].lower()}{title[1:]}"
+    return _mpl(title)
+
+
+def _summary_note(panels: Sequence[MethodSummary], several_classes: bool, grouped: bool) -> str:
+    """What a bar is, when it is not plain, and what the bars are sorted by."""
+    if len(panels) > 1:
+        order = "features sorted by their average share of each method's total"
+    elif grouped and several_classes:
+        order = "sorted by the mean over the classes"
+    else:
+        order = "sorted by the number shown"
+    if several_classes and grouped:
+        return f"Every row explained for every class: one bar per class, each a mean over all rows; {order}"
+    if several_classes:
+        return f"Each row explained for one class: a bar's segments add up to the mean over all rows; {order}"
+    return order[0].upper() + order[1:]
 
 
 def summary_bar_png(
@@ -688,11 +884,35 @@ def _script_json(data: Any) -> str:
     return text
 
 
-def force_plot_data(explanation: Explanation) -> dict[str, Any]:
-    """The data of shap's interactive force plot for one explanation (its ``AdditiveForceVisualizer``)."""
+def explanation_from_dict(document: Mapping[str, Any]) -> Explanation:
+    """An :class:`Explanation` back from its JSON form (one item of ``attributions.json``'s list)."""
+    return Explanation(
+        int(document["row"]),
+        str(document["id"]),
+        str(document["method"]),
+        document.get("class"),
+        float(document["prediction"]),
+        float(document["base_value"]),
+        [
+            Attribution(
+                a["feature"], a.get("value"), float(a["attribution"]), rule=a.get("rule"), std_error=a.get("std_error")
+            )
+            for a in document.get("attributions") or []
+        ],
+        dict(document.get("quality") or {}),
+    )
+
+
+def force_plot_data(explanation: Explanation | Mapping[str, Any]) -> dict[str, Any]:
+    """The data of shap's interactive force plot for one explanation (its ``AdditiveForceVisualizer``).
+
+    Takes the explanation or its JSON form.
+    """
     import numpy as np
     import shap
 
+    if not isinstance(explanation, Explanation):
+        explanation = explanation_from_dict(explanation)
     lime = explanation.method == "lime"
     names = [a.rule if lime and a.rule else a.feature for a in explanation.attributions]
     # shap shows "name = value"; LIME's rule already says both, so it gets no value.

@@ -13,19 +13,31 @@ import base64
 import html
 import math
 import os
+import re
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .plots import PNG_DPI, PlotKey, format_number, format_value, method_name, plot_key, row_plot_files
+from .plots import (
+    PNG_DPI,
+    PlotKey,
+    force_plot_data,
+    force_plot_script,
+    format_number,
+    format_value,
+    method_name,
+    plot_key,
+    row_plot_files,
+    shap_bundle_script,
+)
 
 MISSING_CELL = "—"
 MAX_INLINE_ITEMS = 12
 MAX_TABLE_ROWS = 10_000
 SHORT_CELL = 24
-"""Text cells up to this many characters stay on one line (an id such as ``cust-0001`` is not broken)."""
+"""Text cells up to this many characters break only at spaces (an id such as ``cust-0001`` is never broken)."""
 CSS_PIXELS_PER_INCH = 100
 """Plots show at 100 CSS px per inch: 11 pt text reads at about 15 px, as the plots were drawn for."""
 
@@ -68,6 +80,21 @@ def tag(name: str, *content: Any, **attributes: Any) -> Html:
     return Html(f"<{name}{''.join(rendered)}>{join(content)}</{name}>")
 
 
+_BREAK_AFTER = re.compile(r"(?<=[_.-])(?=.)")
+
+
+def breakable(text: str, *, longer_than: int = SHORT_CELL) -> Html:
+    """``text`` as HTML that a narrow column may break after ``_``, ``.`` or ``-``, not only mid-word.
+
+    Long feature names (``customer_account_average_monthly_amount``) have no space to wrap at; the
+    ``<wbr>`` hints keep a broken name readable, and copy or search as the same text. Text up to
+    ``longer_than`` characters gets none.
+    """
+    if len(text) <= longer_than:
+        return escape(text)
+    return Html("<wbr>".join(escape(part) for part in _BREAK_AFTER.split(text)))
+
+
 def minus(text: str) -> str:
     """``text`` with a leading hyphen-minus as the true minus sign ``−``, as the plots write it."""
     return "\u2212" + text[1:] if text.startswith("-") and text[1:2].isdigit() else text
@@ -94,7 +121,7 @@ def cell_text(value: Any) -> Html:
         return inline_list(value)
     if isinstance(value, Mapping):
         return definition_list(value)
-    return escape(value)
+    return breakable(str(value))
 
 
 def inline_list(items: Sequence[Any]) -> Html:
@@ -132,7 +159,13 @@ def definition_list(mapping: Mapping[str, Any]) -> Html:
     """A ``<dl>`` of a mapping, nested mappings flattened to dotted keys; sha256 and paths as code."""
     if not mapping:
         return tag("p", "none", class_="muted")
-    return tag("dl", *(Html(tag("dt", key) + tag("dd", _field_value(key, value))) for key, value in flatten(mapping)))
+    return tag(
+        "dl",
+        *(
+            Html(tag("dt", breakable(key, longer_than=0)) + tag("dd", _field_value(key, value)))
+            for key, value in flatten(mapping)
+        ),
+    )
 
 
 def table(
@@ -228,13 +261,58 @@ def stat(label: str, value: Any, *, kind: str | None = None) -> Html:
     )
 
 
+WARNINGS_LISTED = 8
+"""Up to this many warnings are listed one by one; more are grouped by kind."""
+_SUBJECT = re.compile(r"^(?:row .*?\)|column [^:]*): ")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:e[+-]?\d+)?")
+_KIND_END = re.compile(r":| \(| of | for ")
+
+
+def warning_kind(warning: str) -> str:
+    """What a warning is about without its particulars: ``row 7 (lime): LIME's local model fits poorly
+    (R² 0.31 < 0.5)`` and the same for row 9 are both ``LIME's local model fits poorly``; the row
+    or column it names, numbers and what follows a colon or bracket go."""
+    general = _NUMBER.sub("#", _SUBJECT.sub("", warning))
+    return _KIND_END.split(general, maxsplit=1)[0].strip()
+
+
 def warnings_section(warnings: Sequence[str], *, title: str = "Warnings") -> Html:
-    """The run's warnings, prominent; a quiet line saying so when there are none."""
+    """The run's warnings, prominent; a quiet line saying so when there are none.
+
+    Up to WARNINGS_LISTED are listed; more are grouped by :func:`warning_kind`, each kind shown by
+    its first warning and a count, the others of the kind folded under it, and kinds past the first
+    WARNINGS_LISTED folded too.
+    """
     if not warnings:
         return section(title, callout("ok", tag("p", "No warnings.")), id_="warnings")
+    if len(warnings) <= WARNINGS_LISTED:
+        return section(
+            f"{title} ({len(warnings)})",
+            callout("warning", tag("ul", *(tag("li", w) for w in warnings))),
+            id_="warnings",
+        )
+    kinds: dict[str, list[str]] = {}
+    for warning in warnings:
+        kinds.setdefault(warning_kind(warning), []).append(warning)
+    items = []
+    for members in kinds.values():
+        first, others = members[0], members[1:]
+        if not others:
+            items.append(tag("li", first))
+            continue
+        items.append(
+            tag(
+                "li",
+                tag("strong", f"{len(members)}\u00d7 "),
+                first,
+                details(f"{len(others)} more like it", tag("ul", *(tag("li", w) for w in others))),
+            )
+        )
+    shown, folded = items[:WARNINGS_LISTED], items[WARNINGS_LISTED:]
+    rest = details(f"{len(folded)} more kinds of warning", tag("ul", *folded)) if folded else ""
     return section(
-        f"{title} ({len(warnings)})",
-        callout("warning", tag("ul", *(tag("li", w) for w in warnings))),
+        f"{title} ({len(warnings)}, {len(kinds)} kinds)",
+        callout("warning", tag("ul", *shown, class_="grouped"), rest),
         id_="warnings",
     )
 
@@ -264,6 +342,86 @@ def metadata_section(
         body = definition_list(value) if isinstance(value, Mapping) else tag("p", cell_text(value))
         cards.append(tag("div", tag("h3", heading), body, class_="card"))
     return section(title, tag("div", *cards, class_="cards"), id_="run")
+
+
+HASH_CHARS = 12
+"""A hash in the brief shows this many hex digits; the full one is in its tooltip and the Run cards."""
+BRIEF_VERSIONS = ("python", "xai-cli", "shap", "lime", "scikit-learn", "xgboost", "lightgbm", "catboost")
+BRIEF_PARAMS = 8
+
+
+def short_hash(digest: Any) -> Html:
+    """A hash cut to HASH_CHARS digits, the whole of it in the tooltip."""
+    if not isinstance(digest, str) or not digest:
+        return tag("span", MISSING_CELL, class_="muted")
+    return tag("code", digest[:HASH_CHARS] + ("…" if len(digest) > HASH_CHARS else ""), title=digest, class_="hash")
+
+
+def _file_brief(part: Mapping[str, Any], *facts: Any) -> Html:
+    """``model.pkl · <facts> · sha256 1a2b3c…``, the whole path in the file name's tooltip."""
+    path = part.get("path")
+    pieces = [tag("code", Path(str(path)).name or str(path), title=str(path))] if path else []
+    pieces += [escape(fact) for fact in facts if fact]
+    if part.get("sha256"):
+        pieces.append(Html(escape("sha256 ") + short_hash(part["sha256"])))
+    return join(pieces, Html(" \u00b7 "))
+
+
+def _plain(value: Any) -> str:
+    """A scalar as plain text, numbers as the tables write them."""
+    if value is None:
+        return MISSING_CELL
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return number_text(value)
+    return str(value)
+
+
+def run_brief(document: Mapping[str, Any], *, full_id: str = "run") -> Html:
+    """The run's metadata at a glance, for the top of a page: model, data, background, hashes cut
+    short, parameters and versions, with a link to the full cards (section ``full_id``)."""
+    model = document.get("model") or {}
+    data = document.get("data") or {}
+    rows: list[tuple[str, Any]] = []
+    if model:
+        rows.append(("Model", _file_brief(model, model.get("type"), model.get("task"), model.get("output"))))
+    if data:
+        count = data.get("rows")
+        rows.append(("Data", _file_brief(data, f"{count} rows" if isinstance(count, int) else None)))
+    background = document.get("background")
+    if isinstance(background, Mapping):
+        count = background.get("rows")
+        rows.append(("Background", _file_brief(background, f"{count} rows" if isinstance(count, int) else None)))
+    params = [
+        (key, value)
+        for key, value in flatten(document.get("params") or {})
+        if not isinstance(value, (Mapping, list, tuple)) and not key.startswith("receipts.")
+    ]
+    if params:
+        shown = [f"{key} {_plain(value)}" for key, value in params[:BRIEF_PARAMS]]
+        more = len(params) - BRIEF_PARAMS
+        rows.append(("Parameters", join(shown + ([f"{more} more"] if more > 0 else []), " \u00b7 ")))
+    versions = {**(document.get("versions") or {})}
+    tool = document.get("tool") or {}
+    if tool.get("version"):
+        versions.setdefault(str(tool.get("name", "xai-cli")), tool["version"])
+    if versions:
+        ordered = [name for name in BRIEF_VERSIONS if name in versions] + [
+            name for name in versions if name not in BRIEF_VERSIONS
+        ]
+        rows.append(("Versions", join((f"{name} {versions[name]}" for name in ordered), " \u00b7 ")))
+    if document.get("created_at"):
+        rows.append(("Created", document["created_at"]))
+    if not rows:
+        return Html("")
+    return tag(
+        "div",
+        tag("dl", *(Html(tag("dt", key) + tag("dd", value)) for key, value in rows)),
+        tag("p", tag("a", "Every detail of the run", href=f"#{full_id}"), class_="more"),
+        class_="card run-brief",
+        aria_label="Run metadata",
+    )
 
 
 def quality_section(explanations: Sequence[Mapping[str, Any]], *, title: str = "Quality") -> Html:
@@ -411,14 +569,15 @@ a { color: var(--accent); }
 .callout li { overflow-wrap: anywhere; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 1rem; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: .8rem 1rem; }
-dl { display: grid; grid-template-columns: max-content 1fr; gap: .15rem .9rem; margin: 0; font-size: .92rem; }
-dt { color: var(--muted); }
+dl { display: grid; grid-template-columns: fit-content(45%) minmax(0, 1fr); gap: .15rem .9rem; margin: 0;
+  font-size: .92rem; }
+dt { color: var(--muted); overflow-wrap: anywhere; min-width: 0; }
 dd { margin: 0; overflow-wrap: anywhere; min-width: 0; }
 .table-wrap { overflow-x: auto; }
 table.data { border-collapse: collapse; width: 100%; font-size: .9rem; }
 table.data caption { text-align: left; color: var(--muted); padding: .3rem 0; }
 table.data th, table.data td { padding: .4rem .6rem; border-bottom: 1px solid var(--line); text-align: left;
-  vertical-align: top; overflow-wrap: break-word; }
+  vertical-align: top; overflow-wrap: anywhere; }
 table.data td:has(ol.attrs) { width: 50%; }
 table.data.top-features th, table.data.top-features td { padding: .4rem .45rem; }
 table.data.top-features td:has(ol.attrs) { width: auto; }
@@ -427,16 +586,18 @@ table.data.top-features th .muted { display: block; font-weight: normal; font-si
 table.data.top-features td:nth-child(2) { min-width: 8rem; max-width: 16rem; overflow-wrap: anywhere;
   white-space: normal; }
 table.data.top-features td:last-child { min-width: 7.5rem; max-width: 13rem; }
-table.data th { background: var(--soft); position: sticky; top: 0; font-weight: 600; white-space: nowrap; }
+table.data th { background: var(--soft); position: sticky; top: 0; font-weight: 600; }
 table.data tbody tr:nth-child(even) { background: #fbfcfd; }
-table.data td.short { white-space: nowrap; }
+table.data td.short { overflow-wrap: normal; }
 table.data .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.data th.num { white-space: normal; overflow-wrap: normal; }
+table.data td:not(.num):not(.short) { min-width: 9rem; }
 table.sortable th { cursor: pointer; user-select: none; }
-table.sortable th::after { content: " \\2195"; color: #b0b8c0; font-size: .8em; }
-table.sortable th[aria-sort="ascending"]::after { content: " \\25B2"; color: var(--ink); }
-table.sortable th[aria-sort="descending"]::after { content: " \\25BC"; color: var(--ink); }
-ol.attrs { list-style: none; margin: 0; padding: 0; min-width: 24rem; display: grid;
-  grid-template-columns: 4rem max-content minmax(10rem, 1fr); gap: .2rem .6rem; align-items: baseline; }
+table.sortable th::after { content: "\\00a0\\2195"; color: #b0b8c0; font-size: .8em; }
+table.sortable th[aria-sort="ascending"]::after { content: "\\00a0\\25B2"; color: var(--ink); }
+table.sortable th[aria-sort="descending"]::after { content: "\\00a0\\25BC"; color: var(--ink); }
+ol.attrs { list-style: none; margin: 0; padding: 0; min-width: 28rem; display: grid;
+  grid-template-columns: 4rem max-content minmax(16rem, 1fr); gap: .2rem .6rem; align-items: baseline; }
 ol.attrs li { display: contents; }
 .meter-track { align-self: center; }
 .meter { height: .65rem; border-radius: 2px; }
@@ -445,7 +606,7 @@ ol.attrs li { display: contents; }
 .attr-value { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .attr-value.pos { color: var(--pos); }
 .attr-value.neg { color: var(--neg); }
-.attr-name { overflow-wrap: break-word; min-width: 0; }
+.attr-name { overflow-wrap: anywhere; min-width: 0; }
 .quality { display: inline-block; }
 .q-line { white-space: nowrap; }
 .q-line.poor { color: var(--neg); font-weight: 600; }
@@ -463,6 +624,14 @@ figure img { max-width: 100%; height: auto; display: block; }
 figcaption { color: var(--muted); font-size: .85rem; }
 .row-plots { border: 1px solid var(--line); border-radius: 8px; padding: 1rem; margin: 1rem 0; }
 .row-plots .facts { margin: 0 0 .5rem; font-size: .92rem; }
+.run-brief { margin: 1rem 0; background: var(--soft); }
+.run-brief dl { grid-template-columns: max-content minmax(0, 1fr); gap: .2rem 1.2rem; }
+.run-brief dt { font-weight: 600; color: var(--ink); }
+.run-brief p.more { margin: .4rem 0 0; font-size: .85rem; }
+.callout ul.grouped { padding-left: 1.2rem; }
+.callout li details > summary { margin: .15rem 0; font-size: .88rem; }
+.callout details ul { margin: .2rem 0 .4rem; }
+figure.force-interactive { overflow-x: auto; }
 footer { margin-top: 3rem; color: var(--muted); font-size: .85rem; }
 @media print {
   body { font-size: 11pt; }
@@ -519,10 +688,13 @@ def html_page(
     subtitle: str | Html | None = None,
     toc: Sequence[tuple[str, str]] = (),
     footer: str | Html | None = None,
+    head_scripts: Sequence[Html] = (),
 ) -> str:
     """A complete, self-contained HTML page: inline CSS, the table sorter, and the given sections.
 
-    ``toc`` is a list of (anchor id, label) for a small table of contents under the title.
+    ``toc`` is a list of (anchor id, label) for a small table of contents under the title;
+    ``head_scripts`` are whole inline ``<script>`` elements the sections need (shap's bundle), put
+    in the head so they run before any section uses them.
     """
     nav = tag("nav", *(tag("a", label, href=f"#{anchor}") for anchor, label in toc), class_="toc") if toc else ""
     head = tag(
@@ -537,7 +709,7 @@ def html_page(
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n"
+        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n{''.join(head_scripts)}</head>\n<body>\n{body}\n"
         f"<script>{SORT_SCRIPT}</script>\n</body>\n</html>\n"
     )
 
@@ -560,7 +732,7 @@ def _attribution_list(explanation: Mapping[str, Any], top: int) -> Html:
         if attribution.get("std_error") is not None:
             number += f" ± {number_text(attribution['std_error'], 2)}"
         name = Html(
-            tag("strong", attribution.get("feature", ""))
+            tag("strong", breakable(str(attribution.get("feature", "")), longer_than=0))
             + escape(" = ")
             + escape(format_value(attribution.get("value"), 80))
         )
@@ -751,9 +923,18 @@ def _files_of(explanation: Mapping[str, Any], plot_files: PlotFiles, *, first_of
 
 
 def row_plots_section(
-    explanations: Sequence[Mapping[str, Any]], plot_files: PlotFiles, *, link_base: Path, max_plots: int
+    explanations: Sequence[Mapping[str, Any]],
+    plot_files: PlotFiles,
+    *,
+    link_base: Path,
+    max_plots: int,
+    interactive: bool = True,
 ) -> Html:
-    """The force plot and waterfall of each explanation that has them, in row order."""
+    """The force plot and waterfall of each explanation that has them, in row order.
+
+    With ``interactive``, each also gets shap's interactive force plot drawn in the page (its data
+    inline; the page must carry shap's bundle, :func:`xai_cli.plots.shap_bundle_script`).
+    """
     blocks = []
     plotted_rows: set[Any] = set()
     seen_rows: set[Any] = set()
@@ -776,12 +957,14 @@ def row_plots_section(
         figures = [
             image(path, f"{'Force plot' if kind == 'force' else 'Waterfall'} of {heading}") for kind, path in pictures
         ]
+        if interactive:
+            figures.insert(0, _interactive_force_plot(explanation, f"xai-force-{len(blocks)}"))
         link = ""
-        interactive = files.get("force_html")
-        if interactive is not None and interactive.is_file():
+        page = files.get("force_html")
+        if page is not None and page.is_file():
             link = tag(
                 "p",
-                tag("a", "Open shap's interactive force plot", href=_relative_href(interactive, link_base)),
+                tag("a", "Open the interactive force plot on its own", href=_relative_href(page, link_base)),
                 class_="no-print",
             )
         title = tag(
@@ -810,6 +993,16 @@ def row_plots_section(
     return section("Plots per row", note, *blocks, id_="row-plots")
 
 
+def _interactive_force_plot(explanation: Mapping[str, Any], element_id: str) -> Html:
+    """shap's interactive force plot of one explanation, drawn in place by the page's copy of shap's bundle."""
+    return tag(
+        "figure",
+        Html(force_plot_script(force_plot_data(explanation), element_id)),
+        tag("figcaption", "shap's interactive force plot: point at a feature for its value and effect."),
+        class_="force-interactive",
+    )
+
+
 def _ordered_classes(seen: Sequence[str], model_classes: Any) -> list[str]:
     """The classes explained in the model's order (its ``classes``), any other after them as seen."""
     distinct = list(dict.fromkeys(seen))
@@ -825,6 +1018,7 @@ def explain_report_html(
     max_plots: int = 20,
     top: int = 5,
     link_base: str | os.PathLike | None = None,
+    interactive: bool = True,
 ) -> str:
     """The ``report.html`` of ``xai explain``: one self-contained page.
 
@@ -840,6 +1034,8 @@ def explain_report_html(
     top : features per explanation in the table.
     link_base : the folder the report will be written to, for the relative links to the interactive
         force plots (default: the parent of ``plots_dir``, where the contract puts ``report.html``).
+    interactive : draw shap's interactive force plot of each plotted row in the page, with shap's
+        JavaScript inlined once.
 
     Returns the page as a string; images are embedded as data URIs and nothing is fetched.
     """
@@ -889,7 +1085,9 @@ def explain_report_html(
     toc = [("warnings", "Warnings"), ("quality", "Quality")]
     if summary:
         toc.append(("summary", "Summary plot"))
-    row_plots = row_plots_section(explanations, plot_files, link_base=link_base, max_plots=max_plots)
+    row_plots = row_plots_section(
+        explanations, plot_files, link_base=link_base, max_plots=max_plots, interactive=interactive
+    )
     if row_plots:
         toc.append(("row-plots", "Plots per row"))
     toc += [("top-features", "Top features"), ("run", "Run")]
@@ -897,6 +1095,7 @@ def explain_report_html(
         f"Explanations of {model_name} on {data_name}",
         [
             tag("div", *stats, class_="stats"),
+            run_brief(document),
             warnings_section(warnings),
             quality_section(explanations),
             summary,
@@ -908,4 +1107,5 @@ def explain_report_html(
         toc=toc,
         footer=f"Made by {tool.get('name', 'xai-cli')} {tool.get('version', '')}; schema version "
         f"{document.get('schema_version', '?')}. This page fetches nothing from the network.",
+        head_scripts=[Html(shap_bundle_script())] if interactive and row_plots else (),
     )
