@@ -1441,6 +1441,7 @@ def audit_report_html(document: dict[str, Any], plot_files: dict[str, Path]) -> 
         image,
         join,
         metadata_section,
+        run_brief,
         section,
         stat,
         table,
@@ -1577,6 +1578,7 @@ def audit_report_html(document: dict[str, Any], plot_files: dict[str, Path]) -> 
         f"Audit of {model_name} on {data_name}: {verdict_word}",
         [
             stats_strip,
+            run_brief(document),
             section("Verdict", banner, id_="verdict"),
             section("Checks", checks_body, id_="checks"),
             warnings_section(document["warnings"]),

@@ -146,6 +146,11 @@ class AttributionSummary:
     def rows(self) -> int:
         return len(self._rows)
 
+    def counts(self) -> dict[tuple[str, str | None], int]:
+        """How many explanations each (method, class label) mean is over: the summary bar needs
+        sums, a mean times its count, to stack classes that explain different rows."""
+        return dict(self._counts)
+
     def means(self) -> dict[tuple[str, str | None], dict[str, float]]:
         """Mean |attribution| per feature for each (method, class label), features in first-seen order."""
         return {group: {f: s / self._counts[group] for f, s in totals.items()} for group, totals in self._sums.items()}

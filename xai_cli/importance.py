@@ -1185,7 +1185,18 @@ def importance_report_html(
 ) -> str:
     """The self-contained ``report.html`` of ``xai importance``: agreement (table and heat map),
     warnings, the importance table, one chart per method."""
-    from xai_cli.report import html_page, image, join, metadata_section, section, stat, table, tag, warnings_section
+    from xai_cli.report import (
+        html_page,
+        image,
+        join,
+        metadata_section,
+        run_brief,
+        section,
+        stat,
+        table,
+        tag,
+        warnings_section,
+    )
 
     methods = document["methods"]
     names = list(methods)
@@ -1238,6 +1249,7 @@ def importance_report_html(
                 stat("warnings", len(page_warnings), kind="warning" if page_warnings else None),
                 class_="stats",
             ),
+            run_brief(document),
             warnings_section(page_warnings),
             section("Agreement between methods", agreement_body, id_="agreement"),
             section(

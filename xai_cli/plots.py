@@ -678,9 +678,7 @@ class MethodSummary:
 def method_summaries(summary: AttributionSummary) -> list[MethodSummary]:
     """The summary bar chart's numbers, per method in the order the methods were met."""
     means = summary.means()
-    # AttributionSummary keeps its counts per (method, class) to itself; a mean times its count is
-    # the sum this chart needs.
-    counts = summary._counts
+    counts = summary.counts()
     methods = list(dict.fromkeys(method for method, _ in means))
     summaries = []
     for method in methods:
