@@ -252,3 +252,15 @@ def test_saved_version_of_a_lightgbm_classifier_comes_from_its_label_encoder(xai
     result = xai(["inspect", path, "--json"])
     assert result.code == 0, result.stderr
     assert result.json()["sklearn"] == {"saved_with": sklearn.__version__, "installed": sklearn.__version__, "matches": True}
+
+
+def test_a_truncated_model_file_is_refused_as_damaged_without_suggesting_trust(xai, tmp_path, pipeline_classifier):
+    """A cut-short download is not a file to trust: the hint says to get a complete copy."""
+    whole = open(pipeline_classifier, "rb").read()
+    path = tmp_path / "cut.pkl"
+    path.write_bytes(whole[: len(whole) // 3])
+    result = xai(["inspect", path])
+    assert result.code == 3, result.stderr
+    assert "damaged" in result.stderr and "--trust" not in result.stderr, result.stderr
+    as_json = xai(["inspect", path, "--json"])
+    assert as_json.json()["safety"]["damaged"] is True

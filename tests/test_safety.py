@@ -25,6 +25,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import hostile_gadgets as gadgets
 import joblib
 import numpy as np
 import pandas as pd
@@ -339,7 +340,7 @@ def test_allow_does_not_reallow_denied_names(tmp_path: Path) -> None:
 
 REFUSED_GLOBALS = [
     ("posix", "system"), ("os", "system"), ("subprocess", "Popen"), ("pickle", "loads"),
-    ("functools", "partial"), ("zoneinfo", "ZoneInfo"),
+    ("functools", "reduce"), ("zoneinfo", "ZoneInfo"),
     ("builtins", "eval"), ("builtins", "exec"), ("builtins", "compile"), ("builtins", "getattr"),
     ("builtins", "setattr"), ("builtins", "delattr"), ("builtins", "__import__"), ("builtins", "open"),
     ("builtins", "input"), ("builtins", "breakpoint"), ("builtins", "globals"), ("builtins", "locals"),
@@ -355,6 +356,22 @@ REFUSED_GLOBALS = [
     ("xgboost.core", "_LIB"), ("lightgbm.basic", "_LIB"),
     ("sklearn", "os.system"), ("numpy", "testing.os"), ("sklearn", "__builtins__"), ("numpy", "__getattr__"),
     ("sklearn.base", "os"), ("sklearn.utils", "sys"),
+    # Functions inside the allowed packages are refused unless listed by exact name: each of these
+    # calls getattr or import_module with the file's arguments, or reaches files or raw memory.
+    ("sklearn.utils.validation", "_check_response_method"), ("numpy.core", "_ufunc_reconstruct"),
+    ("scipy._lib._uarray._backend", "unpickle_function"),
+    ("numpy.lib.stride_tricks", "as_strided"), ("numpy._core.fromnumeric", "_wrapfunc"),
+    ("numpy._core.fromnumeric", "_wrapreduction"), ("sklearn.utils.validation", "check_memory"),
+    ("sklearn.utils._set_output", "check_library_installed"), ("pandas.plotting._core", "_get_plot_backend"),
+    ("sklearn.utils._array_api", "check_same_namespace"), ("pandas.core.arraylike", "array_ufunc"),
+    ("lightgbm.basic", "_has_method"), ("numpy", "sum"), ("numpy", "take"), ("numpy", "frompyfunc"),
+    ("numpy", "vectorize"),  # a class that calls whatever function it holds
+    ("sklearn.utils.validation", "reduce"),  # functools.reduce re-exported: judged where it is defined
+    # Classes with side effects, metaclasses, and classes built on denied ones.
+    ("numpy.lib._stride_tricks_impl", "DummyArray"),
+    ("numpy._core._internal", "_ctypes"), ("lightgbm.engine", "CVBooster"), ("scipy.odr", "ODR"),
+    ("pandas.tseries.holiday", "HolidayCalendarMetaClass"), ("sklearn.utils.parallel", "Parallel"),
+    ("sklearn._build_utils.version", "version"),  # prints to stdout when imported: never imported
 ]
 ALLOWED_GLOBALS = [
     ("sklearn.pipeline", "Pipeline"), ("sklearn.tree._tree", "Tree"), ("numpy", "dtype"), ("numpy", "log1p"),
@@ -366,6 +383,11 @@ ALLOWED_GLOBALS = [
     ("catboost.core", "CatBoostClassifier"), ("__builtin__", "set"), ("builtins", "slice"),
     ("copy_reg", "_reconstructor"), ("_codecs", "encode"), ("collections", "OrderedDict"),
     ("datetime", "datetime"),
+    # HistGradientBoosting with native categoricals keeps functools.partial(check_array, ...)
+    ("functools", "partial"), ("sklearn.utils.validation", "check_array"),
+    ("scipy.special._special_ufuncs", "expit"), ("pandas", "NA"), ("sklearn.metrics._ranking", "roc_auc_score"),
+    ("pandas.core.indexes.base", "_new_Index"), ("sklearn.neighbors._kd_tree", "newObj"),
+    ("pandas._libs.tslibs.timestamps", "_unpickle_timestamp"), ("numpy.ma.core", "_mareconstruct"),
 ]
 
 
@@ -394,14 +416,13 @@ def test_global_that_models_need_is_allowed(module: str, name: str, tmp_path: Pa
 
 
 @pytest.mark.parametrize("name", ["reduce", "signature"])
-def test_loader_refuses_a_stdlib_function_reexported_by_an_allowed_module(name: str,
-                                                                          tmp_path: Path) -> None:
-    """sklearn.utils.validation.reduce is functools.reduce: only the loader sees what a name is bound to."""
+def test_a_stdlib_function_reexported_by_an_allowed_module_is_refused(name: str, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """sklearn.utils.validation.reduce is functools.reduce: judged by what the name is bound to."""
     path = tmp_path / "model.pkl"
     path.write_bytes(_pickle_of_global("sklearn.utils.validation", name))
-    assert safety.scan_model_file(path).safe  # a static scan cannot know; documented
-    with pytest.raises(UnsafeModel, match=f"sklearn.utils.validation.{name}"):
-        safety.load_model_file(path)
+    assert safety.scan_model_file(path).refused == [f"sklearn.utils.validation.{name}"]
+    _assert_refused_twice(path, (f"sklearn.utils.validation.{name}",), "pickle", tmp_path / "marker", monkeypatch)
 
 
 def test_loader_refuses_a_module_object(tmp_path: Path) -> None:
@@ -632,8 +653,13 @@ def test_truncated_file_is_refused_with_a_problem(writer: str, tmp_path: Path, b
     verdict = safety.scan_model_file(path)
     assert not verdict.safe and verdict.refused == []
     assert "truncated" in verdict.problem or "ends early" in verdict.problem
-    with pytest.raises(UnsafeModel, match="could not read it to the end"):
+    assert verdict.damaged
+    with pytest.raises(UnsafeModel, match="could not read it to the end") as refusal:
         safety.load_model_file(path)
+    assert refusal.value.exit_code == 3
+    # A damaged file is not one to trust: the hint says to get a whole copy, not to pass --trust.
+    assert "--trust" not in refusal.value.hint and "damaged" in refusal.value.hint
+    assert safety.refusal_hint(verdict) == refusal.value.hint
 
 
 def test_joblib_before_0_10_is_refused(tmp_path: Path) -> None:
@@ -663,3 +689,383 @@ def test_damaged_files_raise_only_bad_input_or_unsafe_model(writer: str, tmp_pat
             safety.load_model_file(path)
         except (BadInput, UnsafeModel):
             pass
+
+
+# --------------------------------------------------------------------------------------------------
+# Gadgets inside the allowed packages (tests/hostile_gadgets.py): refused by name, and by structure
+
+
+@pytest.fixture(scope="module")
+def small_forest() -> object:
+    from sklearn.ensemble import RandomForestClassifier
+
+    rows = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) % 3})
+    return RandomForestClassifier(n_estimators=2, random_state=0).fit(rows, np.arange(20) % 2)
+
+
+def _hidden_in(model: object, payload: object) -> object:
+    """A real, working fitted model that carries the payload in an attribute."""
+    import copy
+
+    carrier = copy.copy(model)
+    carrier._note = payload
+    return carrier
+
+
+GADGET_WRITERS = ("pickle-p2", "pickle-p5", "joblib+zlib")
+
+
+@pytest.mark.parametrize("hidden", [False, True], ids=["alone", "hidden-in-a-forest"])
+@pytest.mark.parametrize("writer", GADGET_WRITERS)
+@pytest.mark.parametrize("kind", gadgets.GADGETS)
+def test_gadget_of_an_allowed_package_is_refused_by_scan_and_loader(
+        kind: str, writer: str, hidden: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        small_forest: object) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))  # where the import gadgets' marker modules are
+    marker = tmp_path / "marker"
+    make_payload, refused_name = gadgets.GADGETS[kind]
+    payload = make_payload(marker)
+    write, loader_container = CONTAINERS[writer]
+    path = tmp_path / "model.pkl"
+    path.write_bytes(write(_hidden_in(small_forest, payload) if hidden else payload))
+    _assert_refused_twice(path, (refused_name,), loader_container, marker, monkeypatch)
+
+
+@pytest.mark.parametrize("kind", gadgets.LIVE_GADGETS)
+def test_control_gadget_runs_when_loaded_without_the_scan(kind: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Control for the test above: each gadget is real, and creates its marker once trusted."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    marker = tmp_path / "marker"
+    path = tmp_path / "model.joblib"
+    path.write_bytes(_joblib_bytes(gadgets.GADGETS[kind][0](marker)))
+    _load_trusted_and_wait(path)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("writer", ["pickle-p4", "joblib+gzip"])
+@pytest.mark.parametrize("kind", gadgets.STRUCTURAL)
+def test_call_the_file_may_not_make_is_refused(kind: str, writer: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every global is allowed; what the file does with them is not. The scan names what it can see
+    (a value-only function called, the result of a call called, a partial around a made callable);
+    the loader refuses all of them on the real objects, the rest included."""
+    make_payload, scan_refuses = gadgets.STRUCTURAL[kind]
+    write, loader_container = CONTAINERS[writer]
+    path = tmp_path / "model.pkl"
+    path.write_bytes(write(make_payload()))
+    verdict = safety.scan_model_file(path)
+    if scan_refuses:
+        assert verdict.refused and all(name.endswith(")") for name in verdict.refused), verdict
+        _assert_refused_twice(path, tuple(verdict.refused), loader_container, tmp_path / "marker", monkeypatch)
+    else:
+        assert verdict.safe, verdict
+        with pytest.raises(UnsafeModel) as refusal:
+            safety.load_model_file(path)
+        assert refusal.value.exit_code == 3 and refusal.value.refused
+
+
+def _build_on_a_global() -> bytes:
+    """BUILD on an allowed class: would set BaseEstimator.__repr__ for the whole program."""
+    return (b"\x80\x02" + _global("sklearn.base", "BaseEstimator") + b"}" + _short_unicode("__repr__")
+            + _global("builtins", "str") + b"sb.")
+
+
+def _setitem_on_a_global() -> bytes:
+    return b"\x80\x02" + _global("collections", "OrderedDict") + _short_unicode("a") + b"Ns."
+
+
+@pytest.mark.parametrize("make", [_build_on_a_global, _setitem_on_a_global], ids=["build", "setitem"])
+def test_changing_an_allowed_global_is_refused(make: Callable[[], bytes], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(make())
+    verdict = safety.scan_model_file(path)
+    assert not verdict.safe and "for the whole program" in verdict.problem
+    _assert_refused_twice(path, (), "pickle", tmp_path / "marker", monkeypatch)
+
+
+def _with_state(model: object, **attributes: object) -> object:
+    import copy
+
+    changed = copy.copy(model)
+    changed.__dict__.update(attributes)
+    return changed
+
+
+@pytest.mark.parametrize("kind", ["array-interface", "stack-method"])
+def test_state_that_steers_numpy_or_a_meta_estimator_is_refused(kind: str, tmp_path: Path, small_forest: object,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """numpy reads __array_interface__ from the instance (an array over any address); stacking calls
+    getattr(estimator, stack_method_[i])(X). Set by BUILD: both scan and loader refuse."""
+    from sklearn.ensemble import StackingClassifier
+
+    if kind == "array-interface":
+        interface = {"data": (4096, False), "shape": (1,), "typestr": "<f8", "version": 3}
+        model = _with_state(small_forest, __array_interface__=interface)
+    else:
+        model = _with_state(StackingClassifier([("a", small_forest)]), stack_method_=["to_csv"])
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(model, protocol=4))
+    verdict = safety.scan_model_file(path)
+    assert not verdict.safe and verdict.problem, verdict
+    _assert_refused_twice(path, (), "pickle", tmp_path / "marker", monkeypatch)
+
+
+def test_a_dict_that_serves_keys_as_attributes_cannot_carry_numpy_hooks(tmp_path: Path) -> None:
+    """sklearn's Bunch answers bunch.__array_interface__ from its keys: only the loader sees it."""
+    from sklearn.utils import Bunch
+
+    bunch = Bunch()
+    bunch["__array_interface__"] = {"data": (4096, False), "shape": (1,), "typestr": "<f8", "version": 3}
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(bunch, protocol=4))
+    with pytest.raises(UnsafeModel, match="__array_interface__"):
+        safety.load_model_file(path)
+
+
+def test_pickle_calls_only_an_objects_own_methods(tmp_path: Path) -> None:
+    """APPENDS calls target.extend: a Bunch answers it from its keys, here numpy.log1p (every global is
+    allowed, and the scan cannot know). The loader checks that the method is the object's own."""
+    path = tmp_path / "model.pkl"
+    path.write_bytes(b"\x80\x04" + _global("sklearn.utils._bunch", "Bunch") + b")\x81" + b"("
+                     + _short_unicode("extend") + _global("numpy", "log1p") + b"u" + b"(K\x01e.")
+    assert safety.scan_model_file(path).safe
+    with pytest.raises(UnsafeModel, match="extend is not its own method"):
+        safety.load_model_file(path)
+
+
+def test_gadget_hidden_in_a_model_is_refused_by_inspect_and_explain(tmp_path: Path, small_forest: object) -> None:
+    """From the outside: a working forest carrying the getattr -> eval chain; nothing runs, exit 3."""
+    from conftest import run_cli
+
+    marker = tmp_path / "marker"
+    model = tmp_path / "forest.joblib"
+    joblib.dump(_hidden_in(small_forest, gadgets.GADGETS["getattr-chain-to-eval"][0](marker)), model,
+                compress="zlib")
+    data = tmp_path / "rows.csv"
+    pd.DataFrame({"a": [1.0, 2.0], "b": [0.0, 1.0]}).to_csv(data, index=False)
+    inspected = run_cli(["inspect", model, "--json"])
+    assert inspected.code == 3, inspected
+    assert inspected.json()["safety"]["refused"] == ["sklearn.utils.validation._check_response_method"]
+    explained = run_cli(["explain", model, data, "--out", tmp_path / "out", "--quiet"])
+    assert explained.code == 3, explained
+    assert "sklearn.utils.validation._check_response_method" in explained.stderr
+    assert "Traceback" not in explained.stderr
+    assert not marker.exists() and not (tmp_path / "out" / "attributions.json").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# --allow: the user's own module is judged by the user, the system stays closed
+
+USER_PACKAGE = {
+    "__init__.py": '''
+from sklearn.base import BaseEstimator, TransformerMixin
+
+
+class FeatureStoreReader(TransformerMixin, BaseEstimator):  # "store", "reader": denied words
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X * 2
+''',
+    "io.py": '''
+from xai_test_userpkg import FeatureStoreReader
+
+
+class LoadColumns(FeatureStoreReader):  # in a module named io, with "load" in its name
+    pass
+''',
+}
+
+
+@pytest.fixture
+def user_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    package = tmp_path / "xai_test_userpkg"
+    package.mkdir()
+    for name, text in USER_PACKAGE.items():
+        (package / name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for module in ("xai_test_userpkg", "xai_test_userpkg.io"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    return importlib.import_module("xai_test_userpkg.io")
+
+
+@pytest.mark.parametrize("writer", ["pickle-p2", "joblib+zlib"])
+def test_allow_judges_a_users_module_by_the_users_allow(writer: str, tmp_path: Path, user_package,
+                                                        training_data: pd.DataFrame) -> None:
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+
+    rows = _numeric(training_data)
+    model = make_pipeline(user_package.FeatureStoreReader(), user_package.LoadColumns(),
+                          LinearRegression()).fit(rows, training_data["income"])
+    path = tmp_path / "model.bin"
+    path.write_bytes(CONTAINERS[writer][0](model))
+    assert safety.scan_model_file(path).refused == ["xai_test_userpkg.FeatureStoreReader",
+                                                    "xai_test_userpkg.io.LoadColumns"]
+    assert safety.scan_model_file(path, allow=["xai_test_userpkg"]).safe
+    loaded = safety.load_model_file(path, allow=["xai_test_userpkg"])
+    np.testing.assert_array_equal(loaded.predict(rows), model.predict(rows))
+
+
+@pytest.mark.parametrize("allow", ["os", "posix", "builtins", "io", "tempfile", "subprocess", "numpy", "sklearn"])
+def test_allow_does_not_open_the_system_or_the_packages_gadgets(allow: str, tmp_path: Path) -> None:
+    import tempfile
+
+    marker = tmp_path / "marker"
+    payloads = [gadgets.Call(os.remove, str(marker)), gadgets.Call(tempfile.TemporaryDirectory),
+                gadgets.Call(getattr, np.ndarray, "tofile"), gadgets.GADGETS["ufunc-reconstruct"][0](marker),
+                gadgets.GADGETS["getattr-chain-to-eval"][0](marker)]
+    for payload in payloads:
+        path = tmp_path / "model.pkl"
+        path.write_bytes(pickle.dumps(payload, protocol=4))
+        assert not safety.scan_model_file(path, allow=[allow]).safe
+        with pytest.raises(UnsafeModel):
+            safety.load_model_file(path, allow=[allow])
+    assert not marker.exists()
+
+
+def test_allow_names_one_exact_function_of_an_allowed_package(tmp_path: Path,
+                                                              training_data: pd.DataFrame) -> None:
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    rows = _numeric(training_data)
+    model = make_pipeline(FunctionTransformer(np.clip, kw_args={"a_min": 0, "a_max": 60}),
+                          LinearRegression()).fit(rows, training_data["income"])
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(model, protocol=5))
+    refused = safety.scan_model_file(path).refused
+    assert refused == ["numpy.clip"]
+    loaded = safety.load_model_file(path, allow=refused)
+    np.testing.assert_array_equal(loaded.predict(rows), model.predict(rows))
+
+
+# --------------------------------------------------------------------------------------------------
+# The benign corpus: every kind of global real models pickle, in every container; zero refusals
+
+
+@pytest.fixture(scope="module")
+def benign_corpus(training_data: pd.DataFrame) -> dict[str, tuple[object, object]]:
+    """Small fitted models that between them pickle every rebuild and value function the allowlist
+    names (numpy random states, Cython trees, masked arrays, pandas values, scorers, ufuncs...)."""
+    import warnings
+
+    import lightgbm
+    import scipy.special
+    import xgboost
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        StackingClassifier,
+        VotingClassifier,
+    )
+    from sklearn.feature_selection import SelectKBest, f_classif, mutual_info_classif
+    from sklearn.impute import KNNImputer, SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.model_selection import GridSearchCV, TunedThresholdClassifierCV
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import (
+        FunctionTransformer,
+        OneHotEncoder,
+        OrdinalEncoder,
+        PolynomialFeatures,
+        SplineTransformer,
+        StandardScaler,
+        TargetEncoder,
+    )
+    from sklearn.svm import SVC
+
+    warnings.filterwarnings("ignore")
+    frame = training_data
+    label, income, numeric = frame["label"], frame["income"], _numeric(frame)
+    three = pd.Series(np.arange(len(frame)) % 3).map({0: "a", 1: "b", 2: "c"})
+    categorical = frame[["age", "income", "color"]].astype({"color": "category"})
+    mixed = frame[["age", "income", "color"]]
+    holder = LogisticRegression().fit(numeric, label)
+    holder.values_ = {
+        "frame": categorical.head(5), "na": pd.NA, "nat": pd.NaT, "timestamp": pd.Timestamp("2021-01-01", tz="UTC"),
+        "timedelta": pd.Timedelta("1D"), "period": pd.period_range("2020-01", periods=2, freq="M"),
+        "interval": pd.interval_range(0, 2), "multi": pd.MultiIndex.from_tuples([("a", 1)]),
+        "range": pd.RangeIndex(3), "dates": pd.date_range("2020", periods=2), "masked": np.ma.masked_array([1, 2], [0, 1]),
+        "nullable": pd.array([1, None], dtype="Int64"), "generator": np.random.default_rng(0),
+        "random_state": np.random.RandomState(0), "scalars": [np.float64(1.5), np.int32(2), np.datetime64("2020-01-01")],
+        "object_array": np.array(["a", None, 1.5], dtype=object), "structured": np.zeros(2, [("a", "f8"), ("b", "i4")]),
+        "ufuncs": [np.log1p, np.exp, scipy.special.expit], "stdlib": [{1}, frozenset({2}), complex(1, 2), b"x",
+                                                                       bytearray(b"y"), slice(1, 2), range(3)],
+    }
+    ordinal_knn = ColumnTransformer([("n", make_pipeline(KNNImputer(), StandardScaler(), FunctionTransformer(np.abs),
+                                                         FunctionTransformer(np.log1p)), ["age", "income"]),
+                                     ("c", OrdinalEncoder(), ["color"])])
+    target_encoded = ColumnTransformer([("n", make_pipeline(SimpleImputer(), PolynomialFeatures(2)), ["age", "income"]),
+                                        ("c", TargetEncoder(), ["color"])])
+    models = {
+        "pipeline-knn-imputer-ordinal-tree": Pipeline([("pre", ordinal_knn), ("m", ExtraTreesClassifier(3))]).fit(mixed, label),
+        "pipeline-target-encoder-kbest": Pipeline([("pre", target_encoded), ("k", SelectKBest(f_classif, k=3)),
+                                                   ("m", LogisticRegression())]).fit(mixed, label),
+        "hist-gradient-boosting-native-categorical": HistGradientBoostingClassifier(
+            max_iter=3, categorical_features="from_dtype").fit(categorical, label),
+        "hist-gradient-boosting-multiclass": HistGradientBoostingClassifier(max_iter=3).fit(numeric, three),
+        "gradient-boosting-multiclass": GradientBoostingClassifier(n_estimators=2).fit(numeric, three),
+        "knn-kd-tree": KNeighborsClassifier(3, algorithm="kd_tree").fit(numeric, label),
+        "knn-ball-tree": KNeighborsRegressor(3, algorithm="ball_tree").fit(numeric, income),
+        "svc": SVC(probability=True, random_state=0).fit(numeric, label),
+        "mlp": MLPClassifier(hidden_layer_sizes=(3,), max_iter=5, random_state=0).fit(numeric, label),
+        "calibrated": CalibratedClassifierCV(LogisticRegression(), cv=2).fit(numeric, label),
+        "voting": VotingClassifier([("l", LogisticRegression()), ("k", KNeighborsClassifier())],
+                                   voting="soft").fit(numeric, label),
+        "stacking": StackingClassifier([("l", LogisticRegression()), ("e", ExtraTreesClassifier(2))],
+                                       cv=2).fit(numeric, label),
+        "grid-search-multimetric": GridSearchCV(LogisticRegression(), {"C": [1.0]}, cv=2, refit="f1",
+                                                scoring={"f1": "f1", "auc": "roc_auc"}).fit(numeric, label),
+        "tuned-threshold": TunedThresholdClassifierCV(LogisticRegression(), cv=2, thresholds=5).fit(numeric, label),
+        "mutual-info-spline-ridge": make_pipeline(SelectKBest(mutual_info_classif, k=1), SplineTransformer(n_knots=3),
+                                                  Ridge()).fit(numeric, label),
+        "transformed-target": TransformedTargetRegressor(Ridge(), func=np.log1p, inverse_func=np.expm1)
+        .fit(numeric, income),
+        "xgboost-categorical": xgboost.XGBClassifier(n_estimators=2, enable_categorical=True, tree_method="hist")
+        .fit(categorical, label),
+        "lightgbm-categorical": lightgbm.LGBMClassifier(n_estimators=2, verbose=-1).fit(categorical, label),
+        "pandas-and-numpy-values": holder,
+    }
+    models["one-hot-pipeline"] = Pipeline([("pre", ColumnTransformer([
+        ("c", OneHotEncoder(handle_unknown="ignore"), ["color"])], remainder=SimpleImputer())),
+        ("m", LogisticRegression())]).fit(mixed, label)
+    rows = {name: categorical if "categorical" in name else mixed if "pipeline" in name else numeric
+            for name in models}
+    return {name: (model, rows[name].head(8)) for name, model in models.items()}
+
+
+BENIGN_CORPUS_NAMES = (
+    "pipeline-knn-imputer-ordinal-tree", "pipeline-target-encoder-kbest", "hist-gradient-boosting-native-categorical",
+    "hist-gradient-boosting-multiclass", "gradient-boosting-multiclass", "knn-kd-tree", "knn-ball-tree", "svc", "mlp",
+    "calibrated", "voting", "stacking", "grid-search-multimetric", "tuned-threshold", "mutual-info-spline-ridge",
+    "transformed-target", "xgboost-categorical", "lightgbm-categorical", "pandas-and-numpy-values", "one-hot-pipeline",
+)
+
+
+@pytest.mark.parametrize("model_name", BENIGN_CORPUS_NAMES)
+def test_benign_corpus_loads_in_every_container(model_name: str, tmp_path: Path, benign_corpus: dict) -> None:
+    """Zero false refusals: each model, pickled with protocols 0-5 and joblib plain or compressed."""
+    from threadpoolctl import threadpool_limits
+
+    model, rows = benign_corpus[model_name]
+    path = tmp_path / "model.bin"
+    with threadpool_limits(1):  # two test workers on two cores: no OpenMP thread oversubscription
+        expected = model.predict(rows) if hasattr(model, "predict") else None
+        for writer, (write, _) in CONTAINERS.items():
+            path.write_bytes(write(model))
+            verdict = safety.scan_model_file(path)
+            assert verdict.safe, (writer, verdict)
+            loaded = safety.load_model_file(path)
+            assert type(loaded) is type(model), writer
+            if expected is not None and writer in ("pickle-p5", "joblib+xz"):
+                np.testing.assert_array_equal(loaded.predict(rows), expected, err_msg=writer)

@@ -110,7 +110,7 @@ class Inspection:
         if self.refused:
             return UnsafeModel(
                 f"the safety scan refused {self.path}: {_refusal(self.safety)}",
-                hint="nothing was loaded; pass --allow MODULE for a module you trust, or --trust for a file you trust",
+                hint=f"nothing was loaded; {self.safety['hint']}",
                 refused=self.safety["refused"],
             )
         if self.columns is not None and self.columns.missing:
@@ -261,6 +261,8 @@ def _verdict(verdict: Any, *, trusted: bool) -> dict[str, Any]:
         "imports": list(verdict.imports),
         "container": verdict.container,
         "problem": verdict.problem,
+        "damaged": bool(verdict.damaged),
+        "hint": verdict.hint,
         "trusted": trusted,
     }
 

@@ -1,13 +1,12 @@
-"""Refuse a model file that would import anything outside an allowlist, before it is loaded.
+"""Refuse a model file that would import or call anything outside an allowlist, before it is loaded.
 
 A pickle is a small program: loading it imports the globals it names and calls them. So before xai
 loads a model it reads the file's opcodes with :func:`pickletools.genops`, *without executing them*,
-lists every global the file imports (``GLOBAL``, ``STACK_GLOBAL``, ``INST``) and refuses the file
-(exit 3) when one of them is outside the allowlist: scikit-learn, numpy, scipy, pandas, xgboost,
-lightgbm, catboost, joblib's array wrapper, and a short explicit list of harmless standard-library
-globals that pickles of those packages really contain. Loading then applies the same rule a second
-time, in the unpickler's ``find_class``, so a difference between how the scan reads the file and how
-Python reads it cannot be turned into a bypass.
+lists every global the file names (``GLOBAL``, ``STACK_GLOBAL``, ``INST``), judges what each one is and
+what the file does with it, and refuses the file (exit 3) when something is outside the allowlist.
+Loading then applies the same rule a second time, on the real objects, in a guarded unpickler, so
+that a difference between how the scan reads the file and how Python reads it cannot be turned into
+a bypass.
 
 Why this is hand-written
 ------------------------
@@ -22,26 +21,57 @@ pickle that holds an object array, and carries on to the end of the stream. It f
 framing and memo the way :class:`pickle._Unpickler` does, so a ``STACK_GLOBAL`` whose module and name
 come from ``BINGET`` is resolved, and one whose operands cannot be known statically is refused.
 
-The rule
---------
-* A global ``module.name`` is allowed when ``module`` is an allowed package or one of its submodules
-  (``--allow MODULE`` adds packages), or when the pair is on the explicit standard-library list.
-* Inside allowed packages, names that load a second, unscanned file or run code are denied anyway, by
-  module (``pandas.io``, ``numpy.lib.npyio``, ``numpy.testing``, ``scipy.io``, ``sklearn.datasets``,
-  all of ``joblib`` but the array wrapper...) and by the words in the name (``load``, ``read``,
-  ``eval``, ``exec``, ``system``, ``pickle``, ``open``, ``import``, ``_LIB``...). ``--allow`` cannot
-  re-allow them. Dotted names (``sklearn`` + ``os.system``) and dunder names are refused, but for the
-  few helpers numpy and Cython write themselves.
-* When loading, the object ``find_class`` resolves must not be a module or a ctypes object, and must
-  be defined inside an allowed package (or be the allowed standard-library object itself): a stdlib
-  function re-exported by an allowed module (``sklearn.datasets._base.urlretrieve``) is refused.
+The rule: an allowlist of what may be called, not of packages
+-------------------------------------------------------------
+Whole packages cannot be allowed: scikit-learn, numpy, scipy and pandas hold dozens of small
+functions that do ``getattr(obj, name)``, ``import_module(name)`` or hand out raw memory, and a file
+that may call them runs code. So a global is judged in two steps, first by its name, then by what it
+resolves to (the scan imports the module, as loading would; only modules of allowed packages that
+pass the name rule are ever imported):
+
+* Name: the module must be an allowed package (scikit-learn, numpy, scipy, pandas, xgboost, lightgbm,
+  catboost, joblib's array wrapper) or a submodule, and neither module nor name may be on the deny
+  lists (modules that read files, run code, plot or test: ``pandas.io``, ``numpy.lib.npyio``,
+  ``scipy.io``...; words such as ``load``, ``read``, ``eval``, ``system``, ``pickle``, ``open``,
+  ``import``, ``_LIB``). Dotted names (``sklearn`` + ``os.system``) and dunder names are refused, but
+  for the few helpers numpy, pandas and Cython write themselves.
+* Classes of those packages are allowed, except metaclasses (calling one makes a new class), an
+  explicit list of classes whose constructor reaches files, processes or raw memory (``numpy.memmap``,
+  as_strided's ``DummyArray``...), and classes inheriting from a class of a denied module
+  (joblib.Parallel) or of a standard-library module of files, processes, threads or native code.
+* Anything that is not a class is allowed only by exact name (where it is defined): the functions
+  real model files call to rebuild values (numpy's ``_reconstruct``, ``scalar``, ``_frombuffer``,
+  pandas' ``_unpickle_*``/``_new_Index``, Cython's ``__pyx_unpickle_<Type>`` within allowed packages,
+  scikit-learn's ``newObj``...), and values a model holds without the file calling them (ufuncs,
+  score and metric functions, ``check_array`` for HistGradientBoosting's ``functools.partial``).
+* Standard library: an exact list of plain types (``list``, ``dict``, ``set``, ``bytes``, ``slice``,
+  ``datetime``...), ``functools.partial``, ``copyreg._reconstructor`` and ``_codecs.encode``; never
+  ``type``, ``getattr``, ``eval``, ``exec``, ``__import__``, ``compile``, ``open``, ``globals``...
+* What the file does with them: a call (REDUCE, INST, OBJ) may only call a class or a rebuild
+  function the file named (never the result of another call, ``f(a)(b)``, nor a value-only
+  function); NEWOBJ only a class; a ``functools.partial`` may only wrap an allowed global; no opcode
+  may change a class or function the program shares (BUILD, SETITEM, APPEND... on a global); a state
+  may not set dunder attributes, nor name a method other than a prediction method in the attributes
+  meta-estimators and scorers call by name (``_response_method``, ``stack_method_``).
+* The loader adds what only real objects show: a callable argument of a call must be an allowed
+  global (numpy's random-state constructors call theirs); and once loaded, no object a call made may
+  carry such attributes, however its constructor came to set them.
+* ``--allow MODULE``: the user's own module (not standard library, not an allowed package) is judged
+  by the user: any class or function defined in it. Inside an allowed package, ``--allow`` takes one
+  exact function as a refusal names it (``--allow numpy._core.fromnumeric.clip``), under the name
+  rule. A standard-library module opens its classes and functions under the name rule, and those
+  that reach the system (os, subprocess, builtins, io, importlib...) not at all.
 * A joblib array wrapper may only appear the way joblib writes it; any other use of it (passed to a
   call, stored in a container, fetched twice from the memo) is refused, because that is how a file
   could make the scan and the loader disagree about where the raw array bytes are.
 
+Refusals name every refused global as the file spells it (``posix.system``), and a refused call as
+``name(...)`` (a value-only function called) or ``name(...)(...)`` (the result of a call, called).
+
 Containers: plain pickles (protocols 0-5), joblib files (plain, or compressed with zlib, gzip, bz2,
 lzma or xz, told apart by their first bytes exactly as joblib does, decompressed as a stream) and
-``.skops`` archives (through :func:`skops.io.get_untrusted_types`, judged by the same rule).
+``.skops`` archives (through :func:`skops.io.get_untrusted_types`, judged by the same rule; skops
+never calls a function it loads).
 
 Outcomes
 --------
@@ -49,17 +79,19 @@ Outcomes
   :class:`~xai_cli.errors.BadInput` (exit 2), "not a model file".
 * A file that starts like a pickle but cannot be read to the end (truncated, corrupt compressed data,
   malformed opcodes, joblib files older than 0.10, lz4 compression): the verdict carries a
-  ``problem`` and the file is refused like an unsafe one (exit 3): the scan cannot vouch for it.
-  A truncated file is therefore exit 3, with a message that says the data ends early.
+  ``problem`` and the file is refused like an unsafe one (exit 3): the scan cannot vouch for it. When
+  the file is damaged (cut short, corrupt), ``damaged`` is set and the hint says to get a complete
+  copy or save the model again, never to ``--trust`` it.
 * A file that passes the scan but fails while loading: ``BadInput`` with a one-line message.
 
 What this does NOT do
 ---------------------
 A scan is not a sandbox. It decides *which* code a file may reach, not what that code does with the
-arguments the file supplies: an allowed constructor or ``__setstate__`` still runs on hostile input,
-and a bug in a native parser (xgboost, lightgbm) stays reachable. It does not verify where a file
-comes from or whether it is the model you expect. Files you did not make yourself are best loaded
-from a source you trust; ``--trust`` skips the scan entirely.
+arguments the file supplies: the constructor and ``__setstate__`` of an allowed class still run on
+hostile input, the model's own methods run at prediction time on attributes the file chose, and a bug
+in a native parser (xgboost, lightgbm, numpy) stays reachable. It does not verify where a file comes
+from or whether it is the model you expect. Files you did not make yourself are best loaded from a
+source you trust; ``--trust`` skips the scan entirely.
 """
 
 from __future__ import annotations
@@ -76,37 +108,115 @@ import re
 import types
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from xai_cli.errors import BadInput, UnsafeModel
 
-__all__ = ["ALLOWED_ROOT_PACKAGES", "ScanVerdict", "load_model_file", "scan_model_file"]
+__all__ = ["ALLOWED_ROOT_PACKAGES", "ScanVerdict", "load_model_file", "refusal_hint", "scan_model_file"]
 
 # --------------------------------------------------------------------------------------------------
-# The allowlist
+# The allowlist: what a file may name, and what of that it may call
 
 ALLOWED_ROOT_PACKAGES: tuple[str, ...] = (
     "sklearn", "numpy", "scipy", "pandas", "xgboost", "lightgbm", "catboost", "joblib",
 )
 
+# What a global may be used for, once resolved. A "class" is built by the file (its constructor or
+# __new__, then __setstate__, run with the file's arguments); a "rebuild" function is one pickle itself
+# calls to rebuild a value; a "value" is an object the file may hand to the model (a ufunc for
+# FunctionTransformer, a score function for SelectKBest) but never call; "trusted" is anything from a
+# module the user named with --allow; "unknown" is a name the scan could not resolve (the loader,
+# which resolves it again, then decides, or fails to load the file).
+_CALLABLE_TIERS = frozenset({"class", "rebuild", "trusted", "unknown"})
+_CLASS_TIERS = frozenset({"class", "trusted", "unknown"})
+
 # Standard-library globals that pickles of the allowed packages really contain, as Python 3 names them
-# (pickle maps the Python 2 spellings ``__builtin__`` and ``copy_reg`` before importing). Found by
-# pickling the models of tests/test_safety.py with protocols 0-5 and joblib; plus a few plain value
-# types that cannot do anything but hold values. functools.partial is not needed and not allowed.
-ALLOWED_STDLIB_GLOBALS: frozenset[tuple[str, str]] = frozenset({
-    ("builtins", "bool"), ("builtins", "bytearray"), ("builtins", "bytes"), ("builtins", "complex"),
-    ("builtins", "dict"), ("builtins", "float"), ("builtins", "frozenset"), ("builtins", "int"),
-    ("builtins", "list"), ("builtins", "object"), ("builtins", "range"), ("builtins", "set"),
-    ("builtins", "slice"), ("builtins", "str"), ("builtins", "tuple"),
-    ("collections", "OrderedDict"), ("collections", "defaultdict"),
-    ("copyreg", "_reconstructor"),  # how protocols 0-1 make an object without calling __init__
-    ("_codecs", "encode"),  # how protocol 2 spells bytes: encode(latin-1 text, "latin1")
-    ("datetime", "date"), ("datetime", "datetime"), ("datetime", "time"), ("datetime", "timedelta"),
-    ("datetime", "timezone"),
+# (pickle maps the Python 2 spellings ``__builtin__`` and ``copy_reg`` before importing), with their
+# tier. Builtins are an exact list of plain value types: never type, getattr, eval, exec, compile,
+# __import__, open, globals or vars.
+ALLOWED_STDLIB_GLOBALS: dict[tuple[str, str], str] = {
+    **{("builtins", name): "class" for name in (
+        "bool", "bytearray", "bytes", "complex", "dict", "float", "frozenset", "int", "list", "object",
+        "range", "set", "slice", "str", "tuple")},
+    ("collections", "OrderedDict"): "class", ("collections", "defaultdict"): "class",
+    ("datetime", "date"): "class", ("datetime", "datetime"): "class", ("datetime", "time"): "class",
+    ("datetime", "timedelta"): "class", ("datetime", "timezone"): "class",
+    # HistGradientBoosting keeps functools.partial(check_array, ...); the function inside a partial
+    # must itself be an allowed global (both the scan and the loader check it).
+    ("functools", "partial"): "class",
+    ("copyreg", "_reconstructor"): "rebuild",  # protocols 0-1: object.__new__(cls) (+ base.__init__)
+    ("_codecs", "encode"): "rebuild",  # protocol 2 spells bytes as encode(latin-1 text, "latin1")
+}
+
+# The functions a real model file calls to rebuild its values, by where they are defined
+# (``__module__``, ``__qualname__``; numpy 1 and numpy 2 spellings). Each one only builds a value of
+# its own kind from the data it is given: it reads no file, imports nothing and looks up no attribute
+# named by the file. Found by pickling the benign corpus of tests/test_safety.py (protocols 0-5, every
+# joblib compression) and listing every global that is not a class.
+_REBUILD_FUNCTIONS: frozenset[tuple[str, str]] = frozenset({
+    # ndarray.__reduce__: an empty array of a given ndarray subclass, filled by its __setstate__;
+    # numpy scalars from their bytes; protocol 5 arrays from a buffer.
+    *((module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+      for name in ("_reconstruct", "scalar")),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy.ma.core", "_mareconstruct"),  # a masked array from its data and mask arrays
+    # numpy random generators: a named or given bit generator. The loader checks that a callable
+    # argument (the bit generator constructor) is itself an allowed global.
+    ("numpy.random._pickle", "__randomstate_ctor"), ("numpy.random._pickle", "__generator_ctor"),
+    ("numpy.random._pickle", "__bit_generator_ctor"),
+    # pandas' own reconstructors for blocks, indexes and date/time scalars.
+    ("pandas._libs.internals", "_unpickle_block"),
+    ("pandas.core.indexes.base", "_new_Index"),
+    ("pandas.core.indexes.datetimes", "_new_DatetimeIndex"),
+    ("pandas.core.indexes.period", "_new_PeriodIndex"),
+    ("pandas._libs.tslibs.nattype", "_nat_unpickle"), ("pandas._libs.tslibs.nattype", "__nat_unpickle"),
+    ("pandas._libs.tslibs.timedeltas", "_timedelta_unpickle"),
+    ("pandas._libs.tslibs.timestamps", "_unpickle_timestamp"),
+    ("pandas.core.indexes.interval", "_new_IntervalIndex"),
+    ("pandas.core.indexes.timedeltas", "_new_TimedeltaIndex"),
+    ("pandas.core.arrays.sparse.array", "_make_sparse"),
+    # scikit-learn's Cython trees and metrics: cls.__new__(cls) for their own types.
+    ("sklearn.neighbors._kd_tree", "newObj"), ("sklearn.neighbors._ball_tree", "newObj"),
+    ("sklearn.metrics._dist_metrics", "newObj"),
+    # a numpy DType class (type(np.dtype("f8"))) from its scalar type
+    ("numpy.core", "_DType_reconstruct"), ("numpy._core", "_DType_reconstruct"),
 })
+
+# Functions a model holds as a value and calls on its data: FunctionTransformer(func=...),
+# TransformedTargetRegressor, SelectKBest(score_func=...), HistGradientBoosting's partial(check_array),
+# scipy's BSpline (its array namespace's asarray), GridSearchCV's scorers (metric functions). Each one
+# computes on arrays and nothing else; the file may hand them to the model but never call them itself.
+# ufuncs (np.log1p, scipy.special.expit...) are values too: numpy 2 pickles np.log1p as the global
+# numpy.log1p. A ufunc only computes elementwise; none in the allowed packages wraps a Python function.
+_VALUE_FUNCTIONS: frozenset[tuple[str, str]] = frozenset({
+    ("sklearn.utils.validation", "check_array"),
+    *(("sklearn.feature_selection._univariate_selection", name) for name in (
+        "f_classif", "f_regression", "chi2", "r_regression", "f_oneway")),
+    ("sklearn.feature_selection._mutual_info", "mutual_info_classif"),
+    ("sklearn.feature_selection._mutual_info", "mutual_info_regression"),
+    ("scipy._lib.array_api_compat.numpy._aliases", "asarray"),
+    ("sklearn.externals.array_api_compat.numpy._aliases", "asarray"),
+    ("numpy", "asarray"),
+    *(("sklearn.metrics._classification", name) for name in (
+        "accuracy_score", "balanced_accuracy_score", "brier_score_loss", "cohen_kappa_score",
+        "d2_log_loss_score", "f1_score", "fbeta_score", "hamming_loss", "hinge_loss", "jaccard_score",
+        "log_loss", "matthews_corrcoef", "precision_score", "recall_score", "zero_one_loss",
+        "d2_brier_score")),
+    *(("sklearn.metrics._regression", name) for name in (
+        "d2_absolute_error_score", "d2_pinball_score", "d2_tweedie_score", "explained_variance_score",
+        "max_error", "mean_absolute_error", "mean_absolute_percentage_error", "mean_gamma_deviance",
+        "mean_pinball_loss", "mean_poisson_deviance", "mean_squared_error", "mean_squared_log_error",
+        "mean_tweedie_deviance", "median_absolute_error", "r2_score", "root_mean_squared_error",
+        "root_mean_squared_log_error")),
+    *(("sklearn.metrics._ranking", name) for name in (
+        "average_precision_score", "roc_auc_score", "ndcg_score", "dcg_score", "top_k_accuracy_score",
+        "label_ranking_average_precision_score", "coverage_error", "label_ranking_loss")),
+})
+# Plain values a file may name (not callable, not classes).
+_SINGLETON_VALUES: frozenset[tuple[str, str]] = frozenset({("pandas", "NA"), ("pandas._libs.missing", "NA")})
 
 # The one joblib global a joblib file needs: the placeholder that announces raw array bytes.
 _JOBLIB_ARRAY_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
@@ -117,26 +227,66 @@ _ALLOWED_DUNDER_GLOBALS = frozenset({
     ("numpy.random._pickle", "__bit_generator_ctor"),
     ("numpy.random._pickle", "__generator_ctor"),
     ("numpy.random._pickle", "__randomstate_ctor"),
+    ("pandas._libs.tslibs.nattype", "__nat_unpickle"),
 })
+# Cython writes ``__pyx_unpickle_<Type>(type, checksum, state)`` for each picklable cdef class: it
+# checks the checksum and builds only its own type (``<Type>.__new__(type)``). Allowed as rebuild
+# functions when they are defined in an allowed package.
 _CYTHON_UNPICKLE_HELPER = re.compile(r"__pyx_unpickle_[A-Za-z0-9_]+")
 
 # Modules inside allowed packages that read other files (often with an unchecked pickle), run code,
-# or exist only for tests. A module is denied when it is one of these or below one.
+# change global settings, or exist only for tests. A module is denied when it is one of these or below
+# one, and so is a class that inherits from a class defined in one.
 _DENIED_MODULES: tuple[str, ...] = (
     "joblib",  # joblib.load, Memory, Parallel...; only the array wrapper above is needed
     "numpy.testing", "numpy.distutils", "numpy.f2py", "numpy.ctypeslib", "numpy.lib.npyio",
     "numpy.lib._npyio_impl", "numpy.lib.format", "numpy.lib._format_impl", "numpy.lib._datasource",
     "numpy.lib.utils", "numpy.lib._utils_impl", "numpy._pytesttester", "numpy.compat",
+    "numpy.core._internal", "numpy._core._internal",  # ctypes views of raw pointers
+    "numpy.lib.introspect", "numpy._pyinstaller", "numpy.random._examples",
     "pandas.io", "pandas.core.computation", "pandas.compat.pickle_compat", "pandas.util",
-    "pandas.testing", "pandas._testing",
-    "scipy.io", "scipy._lib._testutils", "scipy.misc",
+    "pandas.testing", "pandas._testing", "pandas._config", "pandas.core.config_init",
+    "scipy.io", "scipy._lib._testutils", "scipy.misc", "scipy.odr", "scipy.datasets",
+    "scipy._lib._ccallback",  # LowLevelCallable: a raw function pointer
     "sklearn.datasets", "sklearn.utils._testing", "sklearn.utils.estimator_checks",
     "sklearn.utils._show_versions",
     "xgboost.testing", "xgboost.dask", "xgboost.spark", "xgboost.tracker", "xgboost.collective",
     "lightgbm.dask",
 )
-# Module path parts that mean test helpers or file I/O wherever they appear.
-_DENIED_MODULE_PARTS = frozenset({"io", "testing", "_testing", "tests", "conftest"})
+# Module path parts that mean test helpers, file I/O, plotting backends (which import modules by
+# name) or scripts, wherever they appear.
+_DENIED_MODULE_PARTS = frozenset({"io", "testing", "_testing", "tests", "conftest", "plotting",
+                                  "__main__", "examples", "_examples", "benchmarks", "_precompute",
+                                  "setup", "_build_utils"})
+
+# Standard-library modules whose classes reach files, processes, threads, sockets, native code or
+# the interpreter. --allow cannot open them, and a class of an allowed package that inherits from one
+# of their classes (a file handler, a thread, a temporary directory...) is refused.
+_DENIED_STDLIB_MODULES = frozenset({
+    "builtins", "os", "posix", "nt", "sys", "io", "_io", "subprocess", "shutil", "tempfile", "socket",
+    "ssl", "select", "selectors", "signal", "threading", "_thread", "multiprocessing", "concurrent",
+    "asyncio", "ctypes", "_ctypes", "importlib", "pkgutil", "runpy", "code", "codeop", "pdb", "bdb",
+    "inspect", "pickle", "_pickle", "copyreg", "marshal", "shelve", "dbm", "sqlite3", "zipfile",
+    "tarfile", "gzip", "bz2", "lzma", "zlib", "mmap", "logging", "pathlib", "glob", "fileinput",
+    "webbrowser", "http", "urllib", "ftplib", "smtplib", "poplib", "imaplib", "telnetlib", "xmlrpc",
+    "pty", "tty", "termios", "fcntl", "resource", "gc", "weakref", "types", "operator", "functools",
+    "atexit", "faulthandler", "platform", "sysconfig", "site", "zipimport", "codecs", "_codecs",
+    "tkinter", "turtle", "venv", "ensurepip", "compileall", "py_compile", "trace", "tracemalloc",
+    "timeit", "cProfile", "profile", "pstats", "unittest", "doctest", "pydoc", "sched", "queue",
+    "wsgiref", "socketserver", "mailbox", "email", "uuid", "random", "secrets", "xml", "plistlib",
+})
+
+# Classes of allowed packages whose constructor or __setstate__ reaches the file system, the
+# interpreter or raw memory, by where they are defined. Their modules are not denied as a whole
+# because models need other classes from them.
+_DENIED_CLASSES: frozenset[tuple[str, str]] = frozenset({
+    ("numpy", "memmap"), ("numpy.core.memmap", "memmap"), ("numpy._core.memmap", "memmap"),
+    # as_strided's helper: an array over any address its __array_interface__ names
+    ("numpy.lib.stride_tricks", "DummyArray"), ("numpy.lib._stride_tricks_impl", "DummyArray"),
+    ("lightgbm.engine", "CVBooster"),  # opens and parses a file named by its argument
+    ("sklearn.utils.parallel", "Parallel"),  # runs work in other processes
+    ("numpy", "vectorize"),  # calls whatever function it holds; models never keep one
+})
 
 # Words that, in a global's name, mean reading or writing files, loading another pickle, running
 # code or reaching the interpreter. A name is split into words at underscores and case changes
@@ -159,7 +309,61 @@ _DOTTED_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 
 _TRUST_HINT = ("if you trust this file, pass --trust (or set XAI_TRUST=1); "
                "to allow your own module, pass --allow MODULE")
+_DAMAGED_HINT = ("the file looks damaged or cut short (an interrupted download or copy?): get a complete "
+                 "copy, or save the model again with joblib.dump or pickle.dump")
 _NOT_A_MODEL_HINT = "xai reads files written by pickle.dump, joblib.dump or skops.io.dump"
+
+# Function types whose __module__ and __qualname__ say where they were defined.
+_FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType)
+# Cython's functions, and numpy's __array_function__ dispatchers (np.clip, np.sum...).
+_OTHER_FUNCTION_TYPE_NAMES = frozenset({"cython_function_or_method", "fused_cython_function",
+                                        "_ArrayFunctionDispatcher"})
+
+
+@dataclass(frozen=True)
+class _Policy:
+    """The allowlist for one run: the built-in rule plus the user's --allow names.
+
+    ``user`` modules (not standard library, not inside an allowed package) are trusted whole: the
+    user wrote them. An --allow name inside an allowed package is one exact function the user vouches
+    for (``--allow numpy._core.fromnumeric.clip``, as a refusal spells it), still under the word and
+    module deny lists; the packages themselves (``--allow sklearn``) open nothing more, because their
+    other functions are the gadgets this rule exists to refuse. An --allow standard-library module
+    adds its classes and functions under the same deny lists; the ones that reach the system (os,
+    subprocess, builtins, io, importlib...) add nothing.
+    """
+
+    roots: tuple[str, ...]  # where classes may come from
+    user: tuple[str, ...] = ()
+    exact: frozenset[tuple[str, str]] = frozenset()  # functions of allowed packages the user named
+    stdlib: tuple[str, ...] = ()  # standard-library modules the user allowed
+
+
+def _stdlib_top(module: str) -> bool:
+    import sys
+
+    return module.split(".")[0] in sys.stdlib_module_names
+
+
+def _policy(allow: Sequence[str]) -> _Policy:
+    if isinstance(allow, str):
+        allow = (allow,)
+    roots, user, exact, stdlib = list(ALLOWED_ROOT_PACKAGES), [], set(), []
+    for module in allow:
+        if not isinstance(module, str) or not _DOTTED_MODULE.fullmatch(module):
+            raise BadInput(f"--allow expects a module name, got {module!r}",
+                           "pass the top-level package of your own classes, e.g. --allow mypkg")
+        if _within(module, ALLOWED_ROOT_PACKAGES):
+            parent, _, name = module.rpartition(".")
+            if parent:
+                exact.add((parent, name))
+        elif _stdlib_top(module):
+            if module.split(".")[0] not in _DENIED_STDLIB_MODULES:
+                roots.append(module)
+                stdlib.append(module)
+        else:
+            user.append(module)
+    return _Policy(tuple(roots), tuple(user), frozenset(exact), tuple(stdlib))
 
 
 def _python3_global(module: str, name: str) -> tuple[str, str]:
@@ -186,50 +390,123 @@ def _name_is_denied(name: str) -> bool:
     return any(word.lower() in _DENIED_NAME_WORDS for word in _NAME_WORD.findall(name))
 
 
-def _is_refused_global(module: str, name: str, roots: Sequence[str]) -> bool:
-    """Whether importing ``name`` from ``module`` is refused; the one rule the scan and loader share."""
+def _module_is_denied(module: str) -> bool:
+    return _within(module, _DENIED_MODULES) or bool(_DENIED_MODULE_PARTS.intersection(module.split(".")))
+
+
+def _is_refused_global(module: str, name: str, policy: _Policy) -> bool:
+    """Whether the name ``module.name`` alone is refused, before anything is imported.
+
+    The first half of the rule, shared by the scan and the loader; what the name is bound to (a
+    class, which function) is judged by :func:`_tier` once it is resolved.
+    """
     module, name = _python3_global(module, name)
     if (module, name) == _JOBLIB_ARRAY_WRAPPER or (module, name) in ALLOWED_STDLIB_GLOBALS:
         return False
     if not _DOTTED_MODULE.fullmatch(module) or not name.isidentifier() or not name.isascii():
         return True  # includes every dotted name: "os.system" inside "sklearn" walks out of sklearn
-    if not _within(module, roots) or _within(module, _DENIED_MODULES):
+    if name.startswith("__") and (module, name) not in _ALLOWED_DUNDER_GLOBALS \
+            and not _CYTHON_UNPICKLE_HELPER.fullmatch(name):
         return True
-    if _DENIED_MODULE_PARTS.intersection(module.split(".")):
+    if _within(module, policy.user):
+        return False  # the user's own module, judged by the user's --allow
+    if not _within(module, policy.roots) or _module_is_denied(module):
         return True
-    if name.startswith("__"):
-        return (module, name) not in _ALLOWED_DUNDER_GLOBALS and not _CYTHON_UNPICKLE_HELPER.fullmatch(name)
     return _name_is_denied(name)
 
 
-def _resolved_object_is_allowed(resolved: object, roots: Sequence[str]) -> bool:
-    """Whether an object find_class resolved may be handed to the unpickler.
+def _origin(resolved: object) -> tuple[str | None, str | None]:
+    try:
+        module, qualname = getattr(resolved, "__module__", None), getattr(resolved, "__qualname__", None)
+    except Exception:  # an object that fails to describe itself is not one we know
+        return None, None
+    return (module if isinstance(module, str) else None, qualname if isinstance(qualname, str) else None)
 
-    The name check cannot see what a name is bound to: a module, a ctypes library handle, or a
-    standard-library function re-exported by an allowed module. Only the loader can look.
-    """
+
+def _is_ufunc(resolved: object) -> bool:
+    import sys
+
+    numpy = sys.modules.get("numpy")  # a ufunc can only exist once numpy is imported
+    return numpy is not None and isinstance(resolved, numpy.ufunc)
+
+
+def _class_is_refused(cls: type, policy: _Policy) -> bool:
+    """Metaclasses, denied classes, and classes inheriting from a denied module's class."""
+    if issubclass(cls, (type, types.ModuleType)):
+        return True  # calling a metaclass makes a new class from the file's names and functions
+    for klass in cls.__mro__:
+        module, qualname = _origin(klass)
+        if module is None or (module, qualname) in _DENIED_CLASSES:
+            return True
+        top = module.split(".")[0]
+        if klass is not cls and module == "builtins":
+            continue
+        if top in _DENIED_STDLIB_MODULES and (module, qualname) not in ALLOWED_STDLIB_GLOBALS:
+            return True
+        if _within(module, _DENIED_MODULES) and (module, qualname) != _JOBLIB_ARRAY_WRAPPER:
+            return True
+    return False
+
+
+def _tier(resolved: object, module: str, name: str, policy: _Policy) -> str | None:
+    """What the object a global resolved to may be used for ("class", "rebuild", "value",
+    "trusted"), or None when it is refused. The second half of the rule, shared by scan and loader."""
+    module, name = _python3_global(module, name)
     if isinstance(resolved, types.ModuleType):
-        return False
+        return None
     try:
         if type(resolved).__module__.split(".")[0] in ("ctypes", "_ctypes"):
-            return False
-        origin = getattr(resolved, "__module__", None)
-        qualname = getattr(resolved, "__qualname__", None)
-    except Exception:  # an object that fails to describe itself is not one we know
-        return False
-    if not isinstance(origin, str):
-        return True  # some C functions carry no module; their name was checked already
-    return _within(origin, roots) or (origin, qualname) in ALLOWED_STDLIB_GLOBALS
+            return None
+    except Exception:
+        return None
+    if _is_ufunc(resolved):  # ufuncs carry no __module__; pickle finds one that holds them
+        return "value" if _within(module, ALLOWED_ROOT_PACKAGES) else None
+    origin, qualname = _origin(resolved)
+    if (module, name) in ALLOWED_STDLIB_GLOBALS:
+        return ALLOWED_STDLIB_GLOBALS[(module, name)] if (origin, qualname) == (module, name) else None
+    if (module, name) == _JOBLIB_ARRAY_WRAPPER:
+        return "class" if (origin, qualname) == _JOBLIB_ARRAY_WRAPPER else None
+    if origin is None:
+        return None
+    if _within(origin, policy.user):
+        return "trusted"  # defined in the user's own module (not one it merely imported)
+    if isinstance(resolved, type):
+        if not _within(origin, policy.roots) or _module_is_denied(origin) or _name_is_denied(resolved.__name__):
+            return None
+        return None if _class_is_refused(resolved, policy) else "class"
+    if (module, name) in _SINGLETON_VALUES and not callable(resolved):
+        return "value"
+    is_function = isinstance(resolved, _FUNCTION_TYPES) \
+        or type(resolved).__name__ in _OTHER_FUNCTION_TYPE_NAMES
+    if not is_function or qualname is None:
+        return None
+    if (origin, qualname) in _REBUILD_FUNCTIONS:
+        return "rebuild"
+    if _CYTHON_UNPICKLE_HELPER.fullmatch(qualname) and _within(origin, ALLOWED_ROOT_PACKAGES) \
+            and not _module_is_denied(origin):
+        return "rebuild"
+    if (origin, qualname) in _VALUE_FUNCTIONS:
+        return "value"
+    if ((origin, qualname) in policy.exact or (module, name) in policy.exact or _within(origin, policy.stdlib)) \
+            and not _module_is_denied(origin) and not _name_is_denied(qualname):
+        return "rebuild"  # a function the user allowed by its exact name, or by its stdlib module
+    return None
 
 
-def _allowed_roots(allow: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(allow, str):
-        allow = (allow,)
-    for module in allow:
-        if not isinstance(module, str) or not _DOTTED_MODULE.fullmatch(module):
-            raise BadInput(f"--allow expects a module name, got {module!r}",
-                           "pass the top-level package of your own classes, e.g. --allow mypkg")
-    return ALLOWED_ROOT_PACKAGES + tuple(allow)
+def _resolve(module: str, name: str) -> object:
+    """What pickle's find_class would return for ``module.name`` (which imports ``module``).
+
+    Only called for names that passed :func:`_is_refused_global`: modules of the allowed packages.
+    """
+    import importlib
+    import sys
+    import warnings
+
+    module, name = _python3_global(module, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy.core's deprecation notice, for one
+        importlib.import_module(module)
+        return getattr(sys.modules[module], name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -240,21 +517,37 @@ def _allowed_roots(allow: Sequence[str]) -> tuple[str, ...]:
 class ScanVerdict:
     """What the scan found in a model file.
 
-    ``refused`` and ``imports`` spell globals as the file does ("posix.system", "__builtin__.set").
+    ``refused`` and ``imports`` spell globals as the file does ("posix.system", "__builtin__.set");
+    ``refused`` also names calls the file may not make ("numpy.log1p(...)", "x.f(...)(...)").
     For a skops file, ``imports`` lists the types skops does not trust by itself. An uncompressed
     joblib file holding no numpy array is a plain pickle, and its container is "pickle".
     """
 
     safe: bool
-    refused: list[str]  # every refused import, sorted unique
+    refused: list[str]  # every refused import (and refused call), sorted unique
     imports: list[str]  # every global the file imports, "module.name", sorted unique
     container: str  # "pickle", "joblib", "joblib+zlib", "joblib+gzip", "joblib+lzma", "joblib+xz",
     #                 "joblib+bz2" or "skops"
     problem: str | None  # why the scan could not read the whole file, None when it did
+    damaged: bool = False  # the problem is that the file is cut short or corrupt, not a construct
+
+    @property
+    def hint(self) -> str:
+        """What to tell the user about a refusal: re-get a damaged file; --trust/--allow otherwise."""
+        return _DAMAGED_HINT if self.damaged and not self.refused else _TRUST_HINT
+
+
+def refusal_hint(verdict: ScanVerdict) -> str:
+    """The hint for a refused file: a damaged one is not to be trusted but re-saved."""
+    return verdict.hint
 
 
 class _ScanProblem(Exception):
     """The scan cannot follow the file from here on, so it cannot vouch for it."""
+
+
+class _Damaged(_ScanProblem):
+    """The file ends early or its bytes are corrupt: damaged, not hostile-looking."""
 
 
 class _NotAModel(Exception):
@@ -322,7 +615,7 @@ def _skip_exactly(raw: BinaryIO, size: int, what: str) -> None:
     while size > 0:
         chunk = raw.read(min(size, _READ_CHUNK_BYTES))
         if not chunk:
-            raise _ScanProblem(f"the data ends inside {what}: the file looks truncated")
+            raise _Damaged(f"the data ends inside {what}: the file looks truncated")
         size -= len(chunk)
 
 
@@ -345,7 +638,7 @@ class _FramedReader:
                 self.frame = None
                 return _read_up_to(self.raw, size)
             if len(data) < size:
-                raise _ScanProblem(_FRAME_CUT_SHORT)
+                raise _Damaged(_FRAME_CUT_SHORT)
             return data
         return _read_up_to(self.raw, size)
 
@@ -356,7 +649,7 @@ class _FramedReader:
                 self.frame = None
                 return self._raw_line()
             if not line.endswith(b"\n"):
-                raise _ScanProblem(_FRAME_CUT_SHORT)
+                raise _Damaged(_FRAME_CUT_SHORT)
             return line
         return self._raw_line()
 
@@ -368,9 +661,9 @@ class _FramedReader:
 
     def start_frame(self, size: int) -> None:
         if self.frame is not None and self.frame.read() != b"":
-            raise _ScanProblem("a frame starts before the previous one ends")
+            raise _Damaged("a frame starts before the previous one ends")
         if size > _MAX_FRAME_BYTES:
-            raise _ScanProblem(f"a pickle frame of {size} bytes (pickle writes about 64 KiB)")
+            raise _Damaged(f"a pickle frame of {size} bytes (pickle writes about 64 KiB)")
         self.frame = io.BytesIO(_read_up_to(self.raw, size))
 
 
@@ -384,6 +677,7 @@ class _Global:
     spelled: str
     module: str
     name: str
+    tier: str | None = None  # what it may be used for (see _tier); None when refused
 
     def is_(self, module: str, name: str) -> bool:
         return (self.module, self.name) == (module, name)
@@ -428,6 +722,7 @@ class _Findings:
 
     imports: set[str] = field(default_factory=set)
     refused: set[str] = field(default_factory=set)
+    tiers: dict[tuple[str, str], str | None] = field(default_factory=dict)
     protocol_header: bool = False
     reached_stop: bool = False
     read_joblib_array: bool = False
@@ -447,12 +742,12 @@ class _OpcodeWalk:
     False for the nested pickle of an object array, which joblib reads with a plain unpickler.
     """
 
-    def __init__(self, raw: BinaryIO, findings: _Findings, roots: Sequence[str], *,
+    def __init__(self, raw: BinaryIO, findings: _Findings, policy: _Policy, *,
                  reads_joblib_arrays: bool):
         self.raw = raw
         self.reader = _FramedReader(raw)
         self.findings = findings
-        self.roots = roots
+        self.policy = policy
         self.reads_joblib_arrays = reads_joblib_arrays
         self.stack: list = []
         self.metastack: list[list] = []
@@ -469,7 +764,7 @@ class _OpcodeWalk:
                     self.findings.reached_stop = True
                 return result
             getattr(self, "_op_" + opcode.name)(arg)
-        raise _ScanProblem("the pickle data ends before its STOP opcode")  # genops raises first
+        raise _Damaged("the pickle data ends before its STOP opcode")  # genops raises first
 
     # -- stack helpers --------------------------------------------------------------------------
 
@@ -478,17 +773,17 @@ class _OpcodeWalk:
 
     def _pop(self) -> object:
         if not self.stack:
-            raise _ScanProblem("an opcode takes a value from an empty stack")
+            raise _Damaged("an opcode takes a value from an empty stack")
         return self.stack.pop()
 
     def _top(self) -> object:
         if not self.stack:
-            raise _ScanProblem("an opcode needs a value on an empty stack")
+            raise _Damaged("an opcode needs a value on an empty stack")
         return self.stack[-1]
 
     def _pop_mark(self) -> list:
         if not self.metastack:
-            raise _ScanProblem("an opcode needs a MARK that is not there")
+            raise _Damaged("an opcode needs a MARK that is not there")
         items, self.stack = self.stack, self.metastack.pop()
         return items
 
@@ -517,9 +812,42 @@ class _OpcodeWalk:
     def _import(self, module: str, name: str) -> _Global:
         spelled = f"{module}.{name}"
         self.findings.imports.add(spelled)
-        if _is_refused_global(module, name, self.roots):
+        if (module, name) not in self.findings.tiers:
+            self.findings.tiers[(module, name)] = _scan_tier(module, name, self.policy)
+        tier = self.findings.tiers[(module, name)]
+        if tier is None:
             self.findings.refused.add(spelled)
-        return _Global(spelled, *_python3_global(module, name))
+        return _Global(spelled, *_python3_global(module, name), tier=tier)
+
+    # -- what a call may call -------------------------------------------------------------------
+
+    def _check_call(self, func: object, args: object, *, needs_class: bool = False) -> None:
+        """Refuse a call whose callable is not an allowed class or rebuild function named by the file.
+
+        The result of another call is never called (``getattr(...)(...)`` chains), nor a value-only
+        function (a ufunc, a score function), nor a literal. A refused global is named already.
+        """
+        if isinstance(func, _Global):
+            if func.tier is None:
+                return
+            if func.tier in (_CLASS_TIERS if needs_class else _CALLABLE_TIERS):
+                if func.is_("functools", "partial"):
+                    self._check_partial_function(args[0] if isinstance(args, tuple) and args else None)
+                return
+        root = func
+        while isinstance(root, _Call):
+            root = root.func
+        if isinstance(root, _Global) and root.tier is None:
+            return  # a chain that starts from a refused global: that name says it all
+        self.findings.refused.add(_call_spelling(func))
+
+    def _check_partial_function(self, function: object) -> None:
+        if not isinstance(function, _Global):  # a refused global is named already
+            self.findings.refused.add(f"functools.partial({_value_spelling(function)})")
+
+    def _check_mutable(self, target: object, opcode: str) -> None:
+        if isinstance(target, _Global):
+            raise _ScanProblem(f"a {opcode} that would change {target.spelled} for the whole program")
 
     def _op_GLOBAL(self, arg: str) -> None:
         module, _, name = arg.partition(" ")
@@ -535,7 +863,9 @@ class _OpcodeWalk:
     def _op_INST(self, arg: str) -> None:
         module, _, name = arg.partition(" ")
         args = [self._consumed(item) for item in self._pop_mark()]
-        self._push(_Call(self._consumed(self._import(module, name)), tuple(args)))
+        func = self._consumed(self._import(module, name))
+        self._check_call(func, tuple(args))
+        self._push(_Call(func, tuple(args)))
 
     # -- calls and BUILD ------------------------------------------------------------------------
 
@@ -546,6 +876,7 @@ class _OpcodeWalk:
                 and func.is_("copyreg", "_reconstructor"):
             self._push(_ArrayWrapper({}))  # object.__new__(NumpyArrayWrapper): no attributes yet
             return
+        self._check_call(func, args)
         self._push(_Call(self._consumed(func), self._consumed(args)))
 
     def _op_NEWOBJ(self, _arg: None) -> None:
@@ -554,17 +885,21 @@ class _OpcodeWalk:
         if self._is_wrapper_class(cls) and args == ():
             self._push(_ArrayWrapper({}))
             return
+        self._check_call(cls, args, needs_class=True)
         self._push(_Call(self._consumed(cls), self._consumed(args)))
 
     def _op_NEWOBJ_EX(self, _arg: None) -> None:
         kwargs = self._consumed(self._pop())
         args = self._consumed(self._pop())
-        self._push(_Call(self._consumed(self._pop()), (args, kwargs)))
+        cls = self._consumed(self._pop())
+        self._check_call(cls, args, needs_class=True)
+        self._push(_Call(cls, (args, kwargs)))
 
     def _op_OBJ(self, _arg: None) -> None:
         items = [self._consumed(item) for item in self._pop_mark()]
         if not items:
-            raise _ScanProblem("an OBJ opcode without a class")
+            raise _Damaged("an OBJ opcode without a class")
+        self._check_call(items[0], tuple(items[1:]))
         self._push(_Call(items[0], tuple(items[1:])))
 
     def _op_BUILD(self, _arg: None) -> None:
@@ -572,9 +907,13 @@ class _OpcodeWalk:
         instance = self._top()
         if isinstance(instance, _ArrayWrapper):
             self._build_array_wrapper(instance, state)
-        elif isinstance(instance, _Global):
-            raise _ScanProblem(f"a BUILD that would change {instance.spelled} for the whole program")
-        elif isinstance(instance, _Call):
+            return
+        self._check_mutable(instance, "BUILD")
+        _check_state_keys(state)
+        if isinstance(instance, _Call):
+            if isinstance(instance.func, _Global) and instance.func.is_("functools", "partial") \
+                    and isinstance(state, tuple) and state:
+                self._check_partial_function(state[0])
             instance.states.append(state)
 
     # -- joblib arrays --------------------------------------------------------------------------
@@ -596,14 +935,14 @@ class _OpcodeWalk:
         count = _element_count(attributes["shape"])
         if dtype.hasobject:
             # An object array is a nested pickle read by a fresh unpickler from the same file.
-            nested = _OpcodeWalk(self.raw, self.findings, self.roots, reads_joblib_arrays=False)
+            nested = _OpcodeWalk(self.raw, self.findings, self.policy, reads_joblib_arrays=False)
             nested.run()
             return
         # Files from joblib <= 1.1 have no alignment attribute and no padding.
         if attributes.get("numpy_array_alignment_bytes") is not None:
             padding = self.raw.read(1)
             if not padding:
-                raise _ScanProblem("the data ends before a joblib array: the file looks truncated")
+                raise _Damaged("the data ends before a joblib array: the file looks truncated")
             _skip_exactly(self.raw, padding[0], "a joblib array's padding")
         if dtype.itemsize == 0:
             raise _ScanProblem("a joblib array with a zero-size dtype, which joblib cannot read")
@@ -613,7 +952,7 @@ class _OpcodeWalk:
 
     def _op_PROTO(self, protocol: int) -> None:
         if not 0 <= protocol <= pickle.HIGHEST_PROTOCOL:
-            raise _ScanProblem(f"unsupported pickle protocol {protocol}")
+            raise _Damaged(f"unsupported pickle protocol {protocol}")
         if self.opcodes_read == 1 and protocol >= 2 and self.reads_joblib_arrays:
             self.findings.protocol_header = True
 
@@ -687,12 +1026,14 @@ class _OpcodeWalk:
     def _op_APPEND(self, _arg: None) -> None:
         value = self._consumed(self._pop())
         target = self._top()
+        self._check_mutable(target, "APPEND")
         if isinstance(target, list):
             target.append(value)
 
     def _op_APPENDS(self, _arg: None) -> None:
         items = [self._consumed(item) for item in self._pop_mark()]
         target = self._top()
+        self._check_mutable(target, "APPENDS")
         if isinstance(target, list):
             target.extend(items)
 
@@ -715,8 +1056,9 @@ class _OpcodeWalk:
 
     def _set_items(self, target: object, items: list) -> None:
         if len(items) % 2:
-            raise _ScanProblem("a dictionary with a key but no value")
+            raise _Damaged("a dictionary with a key but no value")
         items = [self._consumed(item) for item in items]
+        self._check_mutable(target, "SETITEM")
         if isinstance(target, dict):
             try:
                 target.update(zip(items[::2], items[1::2]))
@@ -729,6 +1071,7 @@ class _OpcodeWalk:
     def _op_ADDITEMS(self, _arg: None) -> None:
         items = [self._consumed(item) for item in self._pop_mark()]
         target = self._top()
+        self._check_mutable(target, "ADDITEMS")
         if isinstance(target, set):
             target.update(_hashable(items))
 
@@ -755,7 +1098,7 @@ class _OpcodeWalk:
 
     def _memo_put(self, index: int) -> None:
         if index < 0:
-            raise _ScanProblem("a negative memo index")
+            raise _Damaged("a negative memo index")
         self.memo[index] = self._top()
 
     _op_PUT = _op_BINPUT = _op_LONG_BINPUT = _memo_put
@@ -765,7 +1108,7 @@ class _OpcodeWalk:
 
     def _memo_get(self, index: int) -> None:
         if index not in self.memo:
-            raise _ScanProblem(f"a memo lookup of index {index}, which was never stored")
+            raise _Damaged(f"a memo lookup of index {index}, which was never stored")
         self._push(self._reused(self.memo[index]))
 
     _op_GET = _op_BINGET = _op_LONG_BINGET = _memo_get
@@ -786,6 +1129,75 @@ class _OpcodeWalk:
         raise _ScanProblem("an extension-registry code: what it imports depends on the running program")
 
     _op_EXT2 = _op_EXT4 = _op_EXT1
+
+
+def _scan_tier(module: str, name: str, policy: _Policy) -> str | None:
+    """The tier of a global the file names, resolving it (importing a module of an allowed package,
+    as loading would) when the name alone does not decide. A name that does not resolve is "unknown":
+    loading resolves it again and judges it, or fails."""
+    if _is_refused_global(module, name, policy):
+        return None
+    if _within(_python3_global(module, name)[0], policy.user):
+        return "trusted"  # the user's module is not imported by the scan; the loader checks the object
+    try:
+        resolved = _resolve(module, name)
+    except Exception:  # a name this environment lacks (another library version)
+        return "unknown"
+    return _tier(resolved, module, name, policy)
+
+
+def _value_spelling(value: object) -> str:
+    if isinstance(value, _Global):
+        return value.spelled
+    if isinstance(value, _Call):
+        return _call_spelling(value.func)
+    return "a value" if value is None or isinstance(value, (_Opaque, str, bytes, int, float)) \
+        else f"a {type(value).__name__}"
+
+
+def _call_spelling(func: object) -> str:
+    """How a refused call is named: ``numpy.log1p(...)`` (a value-only global called) or
+    ``sklearn.x.f(...)(...)`` (the result of a call, called)."""
+    return f"{_value_spelling(func)}(...)"
+
+
+# Attributes whose value a meta-estimator or scorer calls by name: getattr(estimator, value)(X).
+_DISPATCH_ATTRIBUTES = frozenset({"_response_method", "response_method", "stack_method_", "stack_method"})
+_PREDICTION_METHODS = frozenset({"predict", "predict_proba", "predict_log_proba", "decision_function",
+                                 "score_samples", "score", "transform", "auto"})
+
+
+# Dunder attributes an object may carry in its own __dict__ (pandas' NaT has __module__): descriptive
+# only. Any other (``__array_interface__``, ``__setstate__``, ``__sklearn_clone__``...) is looked up
+# on the instance by numpy, pickle or scikit-learn, and would steer what they do.
+_DESCRIPTIVE_DUNDERS = frozenset({"__module__", "__doc__", "__qualname__", "__name__", "__annotations__"})
+
+
+def _is_dunder(key: object) -> bool:
+    return isinstance(key, str) and key.startswith("__") and key.endswith("__") \
+        and key not in _DESCRIPTIVE_DUNDERS
+
+
+def _names_prediction_methods(value: object) -> bool:
+    if value is None or (isinstance(value, str) and value in _PREDICTION_METHODS):
+        return True
+    return isinstance(value, (list, tuple)) and all(_names_prediction_methods(item) for item in value
+                                                    if not isinstance(item, (list, tuple)))
+
+
+def _check_state_keys(state: object) -> None:
+    """What a BUILD may set: no dunder attribute (``__class__`` would change what the object is, and
+    numpy reads ``__array_interface__``/``__array_struct__``/``__array__`` from the instance), and
+    only prediction methods in the attributes that name a method to call."""
+    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    for part in parts:
+        if isinstance(part, dict):
+            for key, value in part.items():
+                if _is_dunder(key):
+                    raise _ScanProblem(f"a state that sets {key} on an object")
+                if key in _DISPATCH_ATTRIBUTES and not isinstance(value, (_Call, _Opaque)) \
+                        and not _names_prediction_methods(value):
+                    raise _ScanProblem(f"a state that sets {key} to {value!r:.60}, not a prediction method")
 
 
 def _hashable(items: list) -> list:
@@ -869,6 +1281,13 @@ def _dtype_state(value: object, depth: int) -> object:
         return [_dtype_state(item, depth + 1) for item in value]
     if isinstance(value, dict):
         return {key: _dtype_state(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, _Call) and isinstance(value.func, _Global) and value.func.is_("_codecs", "encode"):
+        # protocols 0-2 spell bytes (a datetime64 unit, "ns") as _codecs.encode(text, "latin1")
+        args = value.args
+        if isinstance(args, tuple) and len(args) == 2 and isinstance(args[0], str) and args[1] == "latin1" \
+                and not value.states:
+            return args[0].encode("latin1")
+        raise _ScanProblem("a joblib array whose dtype is not a plain numpy dtype")
     if isinstance(value, _Call):
         return _resolve_dtype(value, depth + 1)
     raise _ScanProblem("a joblib array whose dtype is not a plain numpy dtype")
@@ -878,16 +1297,17 @@ def _dtype_state(value: object, depth: int) -> object:
 # Scanning files
 
 
-def _describe_parse_error(error: Exception, stream: BinaryIO) -> str:
+def _describe_parse_error(error: Exception, stream: BinaryIO) -> tuple[str, bool]:
+    """Why the walk stopped, and whether that means the file is damaged (cut short, corrupt)."""
     if isinstance(error, _ScanProblem):
-        return str(error)
+        return str(error), isinstance(error, _Damaged)
     if isinstance(error, EOFError):
-        return "the compressed data ends early: the file looks truncated"
+        return "the compressed data ends early: the file looks truncated", True
     if isinstance(error, (zlib.error, lzma.LZMAError, OSError)):
-        return f"the compressed data is corrupt ({error})"
+        return f"the compressed data is corrupt ({error})", True
     if _exhausted(stream):
-        return "the data ends before the pickle's STOP opcode: the file looks truncated"
-    return f"the pickle data is malformed ({type(error).__name__}: {error})"
+        return "the data ends before the pickle's STOP opcode: the file looks truncated", True
+    return f"the pickle data is malformed ({type(error).__name__}: {error})", True
 
 
 def _exhausted(stream: BinaryIO) -> bool:
@@ -897,28 +1317,32 @@ def _exhausted(stream: BinaryIO) -> bool:
         return False
 
 
-def _scan_pickle_stream(stream: BinaryIO, container: str, roots: Sequence[str]) -> ScanVerdict:
+def _scan_pickle_stream(stream: BinaryIO, container: str, policy: _Policy) -> ScanVerdict:
     findings = _Findings()
-    problem = None
+    problem, damaged = None, False
     try:
-        _OpcodeWalk(stream, findings, roots, reads_joblib_arrays=True).run()
+        _OpcodeWalk(stream, findings, policy, reads_joblib_arrays=True).run()
     except Exception as error:  # whatever stops the walk, the file is not vouched for
-        problem = _describe_parse_error(error, stream)
+        problem, damaged = _describe_parse_error(error, stream)
         # Compressed data that is valid but ends early (EOFError) is a truncated file, not garbage.
         if not findings.looks_like_pickle and not isinstance(error, EOFError):
             raise _NotAModel(problem) from error
     if container == "pickle" and findings.read_joblib_array:
         container = "joblib"
     return ScanVerdict(safe=not findings.refused and problem is None, refused=sorted(findings.refused),
-                       imports=sorted(findings.imports), container=container, problem=problem)
+                       imports=sorted(findings.imports), container=container, problem=problem,
+                       damaged=damaged)
 
 
-def _is_refused_type_name(type_name: str, roots: Sequence[str]) -> bool:
+def _is_refused_type_name(type_name: str, policy: _Policy) -> bool:
+    """A type skops does not trust by itself, judged like a pickle global. skops never calls a
+    function it loads (it builds objects with ``cls.__new__`` and ``__setstate__``), so a value-only
+    function is as good as a class here."""
     module, _, name = type_name.rpartition(".")
-    return not module or _is_refused_global(module, name, roots)
+    return not module or _scan_tier(module, name, policy) is None
 
 
-def _scan_skops(path: str, roots: Sequence[str]) -> ScanVerdict:
+def _scan_skops(path: str, policy: _Policy) -> ScanVerdict:
     try:
         with zipfile.ZipFile(path) as archive:
             is_skops = "schema.json" in archive.namelist()
@@ -933,23 +1357,23 @@ def _scan_skops(path: str, roots: Sequence[str]) -> ScanVerdict:
     except Exception as error:  # skops cannot read its own schema: nothing is vouched for
         return ScanVerdict(safe=False, refused=[], imports=[], container="skops",
                            problem=f"skops cannot read the file ({type(error).__name__}: {error})")
-    refused = [type_name for type_name in untrusted if _is_refused_type_name(type_name, roots)]
+    refused = [type_name for type_name in untrusted if _is_refused_type_name(type_name, policy)]
     return ScanVerdict(safe=not refused, refused=refused, imports=untrusted, container="skops", problem=None)
 
 
-def _scan_opened_file(file: BinaryIO, label: str, roots: Sequence[str]) -> ScanVerdict:
+def _scan_opened_file(file: BinaryIO, label: str, policy: _Policy) -> ScanVerdict:
     """Scan an open model file from its start; the loader reuses the same open file afterwards."""
     head = file.read(8)
     file.seek(0)
     try:
         if head.startswith(_ZIP_MAGICS):
-            return _scan_skops(label, roots)
+            return _scan_skops(label, policy)
         if head.startswith(_JOBLIB_BEFORE_0_10_MAGIC):
             return ScanVerdict(False, [], [], "joblib", _JOBLIB_BEFORE_0_10_PROBLEM)
         if head.startswith(_LZ4_MAGIC):
             return ScanVerdict(False, [], [], "joblib", "lz4-compressed joblib files are not supported")
         container = _container_of(head)
-        return _scan_pickle_stream(_pickle_stream(file, container), container, roots)
+        return _scan_pickle_stream(_pickle_stream(file, container), container, policy)
     except _NotAModel as error:
         raise BadInput(f"{label} is not a model file: {error}", _NOT_A_MODEL_HINT) from error
 
@@ -980,9 +1404,9 @@ def _open_model_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
 def scan_model_file(path: str | os.PathLike, *, allow: Sequence[str] = ()) -> ScanVerdict:
     """Read the file's opcodes without executing anything. Raises BadInput for a missing file,
     a directory, an empty file or bytes that are not a pickle/joblib/skops file at all."""
-    roots = _allowed_roots(allow)
+    policy = _policy(allow)
     with _open_model_file(path) as file:
-        return _scan_opened_file(file, os.fspath(path), roots)
+        return _scan_opened_file(file, os.fspath(path), policy)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -990,56 +1414,209 @@ def scan_model_file(path: str | os.PathLike, *, allow: Sequence[str] = ()) -> Sc
 
 
 class _RefusedImport(pickle.UnpicklingError):
-    """find_class refused a global while loading."""
+    """The loader refused a global, a call or a change while loading."""
 
 
-class _AllowlistFindClass:
-    """A find_class that refuses what the scan refuses: the loader's own line of defence.
+class _GuardedUnpickling:
+    """The loader's own line of defence, mixed into pickle's pure-Python unpickler and joblib's.
 
-    Mixed into pickle's and joblib's unpicklers. Every refusal is also recorded, so that a refusal
-    some library code might catch and swallow during loading still stops the load.
+    ``find_class`` applies the allowlist to the name and to the object it resolves to, and records
+    every object it hands out with its tier. The opcodes that call or change something are then
+    checked on the real objects, whatever the scan made of the file:
+
+    * REDUCE, INST, OBJ call only a class or rebuild function that find_class handed out; NEWOBJ and
+      NEWOBJ_EX only a class. The result of a call is never called, nor a value-only function.
+    * No callable argument of a call is something the file made (a callable instance): only objects
+      find_class handed out. Rebuild functions that call an argument (numpy's random state
+      constructors) or keep one (functools.partial) can thus reach nothing but allowed globals.
+    * BUILD, SETITEM(S), APPEND(S) and ADDITEMS never change an object find_class handed out (a class
+      or function shared by the whole program), and BUILD sets no dunder attribute. The method they
+      call (``__setstate__``, ``append``, ``extend``, ``add``) must be the object's own, not a callable
+      its data supplies (a Bunch answers ``bunch.extend`` from its keys; an instance attribute
+      shadows a method).
+    * Once the file is loaded, every object a call made is looked at (:meth:`_audit_made_objects`),
+      so that what a constructor did with the file's arguments is checked too.
+
+    Every refusal is also recorded, so that a refusal some library code might catch and swallow
+    during loading still stops the load.
     """
 
-    _roots: Sequence[str]
+    _policy: _Policy
     refused: list[str]
+    _handed_out: dict[int, tuple[object, str, str]]  # id -> (object, tier, spelling)
 
-    def _init_allowlist(self, roots: Sequence[str]) -> None:
-        self._roots = roots
+    def _init_guard(self, policy: _Policy) -> None:
+        self._policy = policy
         self.refused = []
+        self._handed_out = {}
+        self._made: list[object] = []  # every object a call made, in order
+
+    def load(self) -> object:
+        result = super().load()
+        self._audit_made_objects()
+        return result
+
+    def _audit_made_objects(self) -> None:
+        """Refuse objects whose attributes would steer the model's own code at prediction time.
+
+        * No dunder attribute (``__array_interface__`` makes numpy read any address; ``__array__``,
+          ``__class__``...), set by BUILD or by a constructor, nor a dunder key in a dict subclass
+          that serves its keys as attributes (sklearn's Bunch).
+        * Attributes that name the method a meta-estimator or scorer calls by name
+          (``getattr(estimator, name)(X)``: scorers' ``_response_method``, stacking's
+          ``stack_method_``) may only name prediction methods, never ``to_csv`` or ``__init__``.
+        """
+        for made in self._made:
+            try:
+                attributes = made.__dict__ if not isinstance(made, type) else None
+            except Exception:  # no __dict__, or one that fails: nothing set on it by name
+                attributes = None
+            if isinstance(attributes, dict):
+                for key, value in attributes.items():
+                    if _is_dunder(key):
+                        self._refuse(f"an attribute {key} on {type(made).__name__}")
+                    if key in _DISPATCH_ATTRIBUTES and not _names_prediction_methods(value):
+                        self._refuse(f"a {type(made).__name__} told to call {value!r:.60} by name ({key})")
+            if isinstance(made, dict) and getattr(type(made), "__getattr__", None) is not None:
+                for key in made:
+                    if _is_dunder(key):
+                        self._refuse(f"a key {key} on {type(made).__name__}")
 
     def find_class(self, module: str, name: str) -> object:
         spelled = f"{module}.{name}"
-        if _is_refused_global(module, name, self._roots):
+        if _is_refused_global(module, name, self._policy):
             self._refuse(spelled)
         resolved = super().find_class(module, name)
-        if not _resolved_object_is_allowed(resolved, self._roots):
+        tier = _tier(resolved, module, name, self._policy)
+        if tier is None:
             self._refuse(spelled)
+        self._handed_out.setdefault(id(resolved), (resolved, tier, spelled))
         return resolved
+
+    def get_extension(self, code: int) -> None:
+        # The extension registry can hand out a cached object without calling find_class.
+        self._refuse(f"copyreg extension {code}")
 
     def _refuse(self, spelled: str) -> None:
         self.refused.append(spelled)
-        raise _RefusedImport(f"refused to import {spelled}")
+        raise _RefusedImport(f"refused {spelled}")
+
+    # -- checks on real objects -----------------------------------------------------------------
+
+    def _tier_of(self, value: object) -> str | None:
+        entry = self._handed_out.get(id(value))
+        return entry[1] if entry is not None and entry[0] is value else None
+
+    def _spelling(self, value: object) -> str:
+        entry = self._handed_out.get(id(value))
+        if entry is not None and entry[0] is value:
+            return entry[2]
+        return f"a {type(value).__name__} made by the file"
+
+    def _check_call(self, func: object, args: object, kwargs: object = None, *,
+                    needs_class: bool = False) -> None:
+        tier = self._tier_of(func)
+        if tier not in (_CLASS_TIERS if needs_class else _CALLABLE_TIERS) \
+                or (needs_class and not isinstance(func, type)):
+            self._refuse(f"{self._spelling(func)}(...)" if tier is not None
+                         else f"{self._spelling(func)}, called")
+        arguments = list(args) if isinstance(args, (tuple, list)) else []
+        if isinstance(kwargs, dict):
+            arguments.extend(kwargs.values())
+        for argument in arguments:
+            if callable(argument) and self._tier_of(argument) is None:
+                self._refuse(f"{self._spelling(func)}({self._spelling(argument)})")
+
+    def _check_target(self, target: object, opcode: str, methods: tuple[str, ...] = ()) -> None:
+        if self._tier_of(target) is not None:
+            self._refuse(f"{opcode} on {self._spelling(target)}")
+        for name in methods:  # the first one pickle finds is the one it calls
+            try:
+                method = getattr(target, name, None)
+            except Exception:  # pickle's own lookup fails the same way
+                return
+            if method is None:
+                continue
+            if getattr(method, "__self__", None) is not target:
+                self._refuse(f"{opcode} on a {type(target).__name__} whose {name} is not its own method")
+            return
+
+    def _check_build(self, inst: object, state: object) -> None:
+        self._check_target(inst, "BUILD", ("__setstate__",))
+        parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+        for part in parts:
+            if isinstance(part, dict):
+                for key in part:
+                    if _is_dunder(key):
+                        self._refuse(f"an attribute {key} on {type(inst).__name__}")
+        if isinstance(inst, functools.partial) and isinstance(state, tuple) and state \
+                and self._tier_of(state[0]) is None:
+            self._refuse(f"functools.partial({self._spelling(state[0])})")
+
+    def _mark_target(self) -> object:
+        """The object below the topmost MARK: what SETITEMS, APPENDS and ADDITEMS change."""
+        if self.metastack and self.metastack[-1]:
+            return self.metastack[-1][-1]
+        return None
+
+    def _instantiate(self, klass: object, args: list) -> None:  # INST and OBJ
+        self._check_call(klass, args)
+        super()._instantiate(klass, args)
+        self._made.append(self.stack[-1])
 
 
-class _RestrictedPickleUnpickler(_AllowlistFindClass, pickle.Unpickler):
-    def __init__(self, file: BinaryIO, roots: Sequence[str]):
+def _guarded_dispatch(dispatch: dict) -> dict:
+    """A copy of an unpickler's dispatch table whose calling and changing opcodes check first."""
+    guarded = dict(dispatch)
+
+    def guard(opcode: bytes, check: Callable[[_GuardedUnpickling], None]) -> None:
+        original = dispatch[opcode[0]]
+        makes = opcode in (pickle.REDUCE, pickle.NEWOBJ, pickle.NEWOBJ_EX)
+
+        def checked(self: _GuardedUnpickling) -> None:
+            if len(self.stack) >= 2 or opcode in (pickle.SETITEMS, pickle.APPENDS, pickle.ADDITEMS):
+                check(self)
+            original(self)
+            if makes:
+                self._made.append(self.stack[-1])
+
+        guarded[opcode[0]] = checked
+
+    guard(pickle.REDUCE, lambda self: self._check_call(self.stack[-2], self.stack[-1]))
+    guard(pickle.NEWOBJ, lambda self: self._check_call(self.stack[-2], self.stack[-1], needs_class=True))
+    guard(pickle.NEWOBJ_EX, lambda self: len(self.stack) >= 3 and self._check_call(
+        self.stack[-3], self.stack[-2], self.stack[-1], needs_class=True))
+    guard(pickle.BUILD, lambda self: self._check_build(self.stack[-2], self.stack[-1]))
+    guard(pickle.APPEND, lambda self: self._check_target(self.stack[-2], "APPEND", ("append",)))
+    guard(pickle.SETITEM, lambda self: len(self.stack) >= 3 and self._check_target(self.stack[-3], "SETITEM"))
+    guard(pickle.SETITEMS, lambda self: self._check_target(self._mark_target(), "SETITEMS"))
+    guard(pickle.APPENDS, lambda self: self._check_target(self._mark_target(), "APPENDS", ("extend", "append")))
+    guard(pickle.ADDITEMS, lambda self: self._check_target(
+        self._mark_target(), "ADDITEMS", () if isinstance(self._mark_target(), set) else ("add",)))
+    return guarded
+
+
+class _RestrictedPickleUnpickler(_GuardedUnpickling, pickle._Unpickler):
+    """pickle's pure-Python unpickler (its opcodes can be checked one by one), guarded."""
+
+    dispatch = _guarded_dispatch(pickle._Unpickler.dispatch)
+
+    def __init__(self, file: BinaryIO, policy: _Policy):
         super().__init__(file)
-        self._init_allowlist(roots)
+        self._init_guard(policy)
 
 
 @functools.cache
 def _restricted_joblib_unpickler_class() -> type:
-    """joblib's NumpyUnpickler with the allowlist's find_class (joblib is imported only when needed)."""
+    """joblib's NumpyUnpickler, guarded (joblib is imported only when needed)."""
     from joblib.numpy_pickle import NumpyUnpickler
 
-    class _RestrictedJoblibUnpickler(_AllowlistFindClass, NumpyUnpickler):
-        def __init__(self, filename: str, file_handle: BinaryIO, roots: Sequence[str]):
-            super().__init__(filename, file_handle, ensure_native_byte_order=True)
-            self._init_allowlist(roots)
+    class _RestrictedJoblibUnpickler(_GuardedUnpickling, NumpyUnpickler):
+        dispatch = _guarded_dispatch(NumpyUnpickler.dispatch)
 
-        def get_extension(self, code: int) -> None:
-            # The extension registry can hand out a cached object without calling find_class.
-            self._refuse(f"copyreg extension {code}")
+        def __init__(self, filename: str, file_handle: BinaryIO, policy: _Policy):
+            super().__init__(filename, file_handle, ensure_native_byte_order=True)
+            self._init_guard(policy)
 
     return _RestrictedJoblibUnpickler
 
@@ -1047,7 +1624,7 @@ def _restricted_joblib_unpickler_class() -> type:
 def _refusal_message(label: str, refused: Sequence[str], problem: str | None) -> str:
     reasons = []
     if refused:
-        reasons.append(f"it imports {', '.join(refused)} (not on the allowlist)")
+        reasons.append(f"it imports or calls {', '.join(refused)} (not on the allowlist)")
     if problem:
         reasons.append(f"the safety scan could not read it to the end: {problem}")
     return f"refused to load {label}: " + "; ".join(reasons)
@@ -1069,15 +1646,15 @@ def _load_skops(path: str, trusted: list[str]) -> object:
                           _TRUST_HINT) from error
 
 
-def _load_checked(file: BinaryIO, label: str, verdict: ScanVerdict, roots: Sequence[str]) -> object:
+def _load_checked(file: BinaryIO, label: str, verdict: ScanVerdict, policy: _Policy) -> object:
     """Load a file the scan passed, through an unpickler that enforces the allowlist again."""
     if verdict.container == "skops":
         return _load_skops(label, verdict.imports)
     if verdict.container == "pickle":
-        unpickler = _RestrictedPickleUnpickler(file, roots)
+        unpickler = _RestrictedPickleUnpickler(file, policy)
     else:
         stream = _pickle_stream(file, verdict.container)
-        unpickler = _restricted_joblib_unpickler_class()(label, stream, roots)
+        unpickler = _restricted_joblib_unpickler_class()(label, stream, policy)
     try:
         model = unpickler.load()
     except Exception as error:
@@ -1121,14 +1698,14 @@ def load_model_file(path: str | os.PathLike, *, allow: Sequence[str] = (), trust
     exactly the types the scan judged. ``trust=True`` loads with joblib.load (or skops trusting every
     type) without a scan. A file that fails while loading is BadInput with a one-line message.
     """
-    roots = _allowed_roots(allow)
+    policy = _policy(allow)
     label = os.fspath(path)
     with _open_model_file(path) as file, _load_failures_as_bad_input(label):
         if trust:
             return _load_trusted(file, label)
-        verdict = _scan_opened_file(file, label, roots)
+        verdict = _scan_opened_file(file, label, policy)
         if not verdict.safe:
-            raise UnsafeModel(_refusal_message(label, verdict.refused, verdict.problem), _TRUST_HINT,
+            raise UnsafeModel(_refusal_message(label, verdict.refused, verdict.problem), verdict.hint,
                               refused=verdict.refused)
         file.seek(0)
-        return _load_checked(file, label, verdict, roots)
+        return _load_checked(file, label, verdict, policy)
