@@ -769,6 +769,36 @@ def test_default_config_is_read_from_the_working_directory(xai, tmp_path, pipeli
     assert (tmp_path / "xai-output" / "attributions.json").exists()
 
 
+class _TouchesAMarker:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("key", ["trust = true", 'allow = ["posix"]'])
+def test_a_config_found_in_the_folder_cannot_switch_off_the_scan(xai, tmp_path, pipeline_classifier, mixed_data, key):
+    """A downloaded folder can ship model.pkl beside an xai.toml that trusts it: the ./xai.toml xai
+    finds by itself may not set trust or allow (exit 2, nothing loaded); a config the user names may."""
+    marker = tmp_path / "MARKER"
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(_TouchesAMarker(marker)))
+    (tmp_path / "xai.toml").write_text(f"[explain]\n{key}\n")
+    result = xai(["explain", "model.pkl", mixed_data["rows"]], cwd=tmp_path)
+    assert result.code == 2, result.stderr
+    assert "xai.toml" in result.stderr and "--config" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists()
+    if key.startswith("trust"):
+        named = xai(
+            ["explain", pipeline_classifier, mixed_data["rows"], "--background", mixed_data["train"],
+             "--config", "xai.toml", "--max-plots", "0", "--json"],
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert named.code == 0, named.stderr
+
+
 # ---------------------------------------------------------------- bad input: exit codes and messages
 
 

@@ -35,11 +35,19 @@ def read_config(path: str | None) -> dict[str, Any]:
         raise BadInput(f"cannot read config {path}: {exc}", hint="the file must be valid TOML") from None
 
 
-def command_defaults(config: dict[str, Any], command: str, options: dict[str, str]) -> dict[str, Any]:
+# Options that loosen the safety scan. A folder from a stranger can ship model.pkl beside an
+# xai.toml, so these are taken from a config file only when the user names it with --config.
+SAFETY_OPTIONS = ("trust", "allow")
+
+
+def command_defaults(
+    config: dict[str, Any], command: str, options: dict[str, str], *, named: bool = True
+) -> dict[str, Any]:
     """The ``[command]`` table keyed by parameter name.
 
     ``options`` maps each long option, without dashes and with ``-`` as ``_`` (``n_jobs``, ``class``),
     to the parameter it sets; a key that names no option is an error, not silently ignored.
+    ``named`` is false for ./xai.toml found by itself, which may not set :data:`SAFETY_OPTIONS`.
     """
     table = config.get(command, {})
     if not isinstance(table, dict):
@@ -49,6 +57,12 @@ def command_defaults(config: dict[str, Any], command: str, options: dict[str, st
         name = key.replace("-", "_")
         if isinstance(value, dict):
             continue
+        if name in SAFETY_OPTIONS and not named:
+            raise BadInput(
+                f"./{DEFAULT_CONFIG} sets {key!r} under [{command}]: xai takes safety options only from a config "
+                "file you name, since a downloaded folder can ship one beside its model",
+                hint=f"pass --{name} on the command line, or --config {DEFAULT_CONFIG} if you wrote this file",
+            )
         if name not in options:
             raise BadInput(
                 f"unknown option {key!r} under [{command}] in the config",

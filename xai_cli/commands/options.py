@@ -25,7 +25,7 @@ def apply_config(ctx: typer.Context, param: typer.CallbackParam, value: str | No
         for opt in p.opts
         if opt.startswith("--") and p.name not in ("config", "help")
     }
-    defaults = command_defaults(read_config(value), ctx.info_name or "", options)
+    defaults = command_defaults(read_config(value), ctx.info_name or "", options, named=value is not None)
     if defaults:
         ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
