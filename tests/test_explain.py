@@ -1049,3 +1049,25 @@ def test_background_holding_the_id_column_is_not_warned_about_it(xai, tmp_path, 
     assert result.code == 0, result.stderr
     unused = [w for w in result.json()["warnings"] if w.startswith("--background columns not used")]
     assert unused == ["--background columns not used by the model (ignored): amount, comment"], unused
+
+
+def test_boosted_trees_inside_a_pipeline_are_explained_in_probability_by_kernel_shap(xai, tmp_path, mixed_data):
+    """Raw margin is the default only where exact Tree SHAP explains a boosted model; trees behind
+    a Pipeline go to Kernel SHAP, which explains probabilities like every other model."""
+    from conftest import mixed_pipeline
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    train = pd.read_csv(mixed_data["train"])
+    model = mixed_pipeline(HistGradientBoostingClassifier(max_iter=20, random_state=0))
+    model.fit(train[FEATURES], train["label"])
+    path = tmp_path / "hgb_pipeline.joblib"
+    joblib.dump(model, path)
+    result = xai(["explain", path, mixed_data["rows"], "--background", mixed_data["few"], "--id-col", "name",
+                  "--out", tmp_path / "out", "--max-plots", "0", "--json"])  # fmt: skip
+    assert result.code == 0, result.stderr
+    document = result.json()
+    assert document["model"]["output"] == "probability"
+    assert {e["method"] for e in document["explanations"]} == {"kernel_shap"}
+    rows = pd.read_csv(mixed_data["rows"])
+    expected = model.predict_proba(rows[FEATURES])[:, list(model.classes_).index("yes")]
+    assert [e["prediction"] for e in document["explanations"]] == pytest.approx(expected, abs=1e-12)

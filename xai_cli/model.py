@@ -144,11 +144,22 @@ class LoadedModel:
         )
 
     def default_output(self, method: str) -> str:
-        """The output space explained when ``--output`` is not given (see the contract)."""
+        """The output space explained when ``--output`` is not given (see the contract).
+
+        A boosted classifier is explained in its raw margin only where exact Tree SHAP will explain
+        it: ``auto`` that ends in Kernel SHAP (trees inside a Pipeline, native categoricals) explains
+        probabilities, as for every other model.
+        """
         if not self.is_classifier:
             return "raw"
-        if method in ("auto", "tree") and self.family == "tree" and self.boosted:
-            return "raw"
+        if self.family == "tree" and self.boosted:
+            if method == "tree":
+                return "raw"
+            if method == "auto":
+                from xai_cli.methods import tree_shap
+                from xai_cli.methods.base import Settings
+
+                return "raw" if tree_shap.applies(self, Settings(output="raw")) is None else "probability"
         return "probability"
 
     def output(self, space: str) -> ModelOutput:
