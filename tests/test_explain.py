@@ -1071,3 +1071,12 @@ def test_boosted_trees_inside_a_pipeline_are_explained_in_probability_by_kernel_
     rows = pd.read_csv(mixed_data["rows"])
     expected = model.predict_proba(rows[FEATURES])[:, list(model.classes_).index("yes")]
     assert [e["prediction"] for e in document["explanations"]] == pytest.approx(expected, abs=1e-12)
+
+
+def test_output_probability_for_a_regressor_is_named_as_ignored(xai, tmp_path, pipeline_regressor, mixed_data):
+    result = xai(["explain", pipeline_regressor, mixed_data["rows"], "--background", mixed_data["few"],
+                  "--output", "probability", "--out", tmp_path, "--max-plots", "0", "--json"])  # fmt: skip
+    assert result.code == 0, result.stderr
+    document = result.json()
+    assert document["model"]["output"] == "raw"
+    assert any(w.startswith("--output probability ignored") for w in document["warnings"]), document["warnings"]

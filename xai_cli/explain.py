@@ -68,9 +68,13 @@ def prepare(
     """
     if not output_given:
         settings = Settings(**{**settings.__dict__, "output": model.default_output(method)})
+    ignored: list[str] = []
     if not model.is_classifier:
+        if output_given and settings.output == "probability":
+            ignored.append("--output probability ignored: a regressor has no probabilities; its prediction is explained")
         settings = Settings(**{**settings.__dict__, "output": "raw"})
     methods, warnings = plan(model, method, settings)
+    warnings = ignored + warnings
     output = model.output(settings.output)
     check_class_choice(model, output, settings.class_choice)
 
