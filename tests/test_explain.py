@@ -670,7 +670,11 @@ def test_model_without_feature_names_takes_columns_in_order(xai, tmp_path, workd
     result = xai(["explain", path, data, "--target", "value", "--out", tmp_path, "--json"])
     assert result.code == 0, result.stderr
     document = result.json()
-    assert document["data"]["features"] == ["x0", "x1", "x2", "x3", "x4"]
+    # Taken in order, and called by DATA's header in every output.
+    assert document["data"]["features"] == NUMERIC_FEATURES
+    assert {a["feature"] for a in document["explanations"][0]["attributions"]} == set(NUMERIC_FEATURES)
+    expected = model.predict(train[NUMERIC_FEATURES].iloc[:4].to_numpy())
+    assert [e["prediction"] for e in document["explanations"]] == pytest.approx(expected, abs=1e-12)
     too_many = xai(["explain", path, numeric_data["rows"], "--out", tmp_path])
     assert too_many.code == 2 and "unnamed columns" in too_many.stderr
 

@@ -11,17 +11,20 @@ import csv
 import hashlib
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES
 
 from xai_cli.errors import BadInput
 from xai_cli.model import ColumnKind, LoadedModel
 
 CSV_HINT = "DATA must be a comma-separated file with a header line"
+# The cells pandas reads as missing ("", "NA", "null", "NaN"...): numeric columns keep reading them so.
+MISSING_TEXT = frozenset(STR_NA_VALUES)
 
 
 @dataclass
@@ -45,6 +48,9 @@ class ModelRows:
     row_numbers: list[int]
     target: pd.Series | None
     warnings: list[str] = field(default_factory=list)
+    # The feature cells as read, where the model's dtypes lose some (a category the model never saw
+    # is missing for the model); ``None`` when ``features`` shows every cell as read.
+    values: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.features)
@@ -55,6 +61,7 @@ class ModelRows:
             ids=self.ids[start:stop],
             row_numbers=self.row_numbers[start:stop],
             target=None if self.target is None else self.target.iloc[start:stop],
+            values=None if self.values is None else self.values.iloc[start:stop],
         )
 
     def chunks(self, size: int) -> Iterator[ModelRows]:
@@ -133,11 +140,15 @@ class TableStream:
         return self.reader.digest.hexdigest()
 
 
-def open_table(source: str, *, what: str = "DATA", chunk_rows: int = READ_CHUNK_ROWS) -> TableStream:
+def open_table(
+    source: str, *, what: str = "DATA", chunk_rows: int = READ_CHUNK_ROWS, text_columns: Collection[str] = ()
+) -> TableStream:
     """Open a CSV file, or standard input for ``-``, to read in chunks.
 
     Spreadsheet quirks (UTF-8 BOM, CRLF, quoted fields) read the same as plain CSV; a file that is
     not UTF-8 is read as Latin-1. Problems visible in the first bytes are raised at once.
+    ``text_columns`` (see :func:`columns_read_as_text`) are read as written: never as numbers, and
+    only an empty cell is missing; pandas infers every other column's dtype.
     """
     handle = _open_binary(source, what)
     try:
@@ -163,12 +174,34 @@ def open_table(source: str, *, what: str = "DATA", chunk_rows: int = READ_CHUNK_
         )
     reader = _HashingReader(handle, first)
     text = _TextStream(io.BufferedReader(reader, buffer_size=PEEK_BYTES), encoding)
-    return TableStream(path=source, chunks=_csv_chunks(text, source, what, chunk_rows), reader=reader)
+    options = _text_options(header, text_columns) if _whole_line(first) else {}
+    return TableStream(path=source, chunks=_csv_chunks(text, source, what, chunk_rows, options), reader=reader)
 
 
-def _csv_chunks(text: Any, source: str, what: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _whole_line(data: bytes) -> bool:
+    """Whether the peeked bytes hold the header line to its end (so that it names every column)."""
+    return b"\n" in data or b"\r" in data
+
+
+def _text_options(header: list[str], text_columns: Collection[str]) -> dict[str, Any]:
+    """``read_csv`` options that keep ``text_columns`` as written, and every other column as pandas reads it.
+
+    Keyed by position: pandas names columns before they are stripped, and names empty headers itself.
+    """
+    wanted = set(text_columns)
+    as_text = {position for position, name in enumerate(header) if name.strip() in wanted}
+    if not as_text:
+        return {}
+    return {
+        "dtype": dict.fromkeys(as_text, str),
+        "keep_default_na": False,
+        "na_values": {position: [""] if position in as_text else MISSING_TEXT for position in range(len(header))},
+    }
+
+
+def _csv_chunks(text: Any, source: str, what: str, chunk_rows: int, options: dict[str, Any]) -> Iterator[pd.DataFrame]:
     try:
-        for frame in pd.read_csv(text, chunksize=chunk_rows):
+        for frame in pd.read_csv(text, chunksize=chunk_rows, **options):
             if frame.shape[1] == 0:
                 raise BadInput(f"{what} {source} has no columns", hint=CSV_HINT)
             frame.columns = [str(c).strip() for c in frame.columns]
@@ -191,14 +224,35 @@ def _decodes_as_utf8(data: bytes) -> bool:
         return exc.start >= len(data) - 3
 
 
-def read_table(source: str, *, what: str = "DATA") -> Table:
+def read_table(source: str, *, what: str = "DATA", text_columns: Collection[str] = ()) -> Table:
     """Read a whole CSV file, or standard input for ``-`` (see :func:`open_table`)."""
-    stream = open_table(source, what=what)
+    stream = open_table(source, what=what, text_columns=text_columns)
     frames = list(stream.chunks)
     if not frames:
         raise BadInput(f"{what} {source} has a header but no rows", hint="add at least one data row")
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return Table(frame=frame, path=source, sha256=stream.sha256)
+
+
+def columns_read_as_text(model: LoadedModel, *, id_col: str | None = None) -> list[str]:
+    """The columns to read as written for ``model``: those it takes as strings, and ``id_col``.
+
+    Read by pandas, a zip code "00501" would become the number 501 and a category "NA" a missing
+    value; :func:`cast_for_model` decides against the model's own categories whether "NA" is missing.
+    A model without feature names takes columns by position, so none of its columns is named here.
+    """
+    columns = (
+        [name for name, kind in model.column_kinds.items() if _takes_text(kind)] if model.has_feature_names else []
+    )
+    if id_col is not None and id_col not in model.column_kinds:
+        columns.append(id_col)  # a name: "007" stays "007"
+    return columns
+
+
+def _takes_text(kind: ColumnKind) -> bool:
+    if kind.kind == "category":  # pandas categories: as text only when the model's are strings
+        return kind.categories is not None and all(isinstance(c, str) for c in kind.categories)
+    return kind.kind == "categorical"
 
 
 def _open_binary(source: str, what: str) -> Any:
@@ -285,15 +339,39 @@ def match_frame(
                 f"{what} {table.path} has {len(usable)} (less --target and --id-col)",
                 hint="the model has no feature names, so columns are taken in order: drop or add columns to match",
             )
+        if what == "DATA":
+            model.call_columns([str(c) for c in usable])
         features = frame[usable].set_axis(model.feature_names, axis=1)
     if len(features) == 0:
         raise BadInput(f"{what} {table.path} has a header but no rows", hint="add at least one data row")
-    features, cast_warnings = cast_for_model(features, model, what=what)
+    cells = features
+    features, cast_warnings = cast_for_model(cells, model, what=what)
     warnings.extend(cast_warnings)
     row_numbers = list(range(first_row, first_row + len(frame)))
-    ids = [str(v) for v in frame[id_col].tolist()] if id_col else [str(i) for i in row_numbers]
+    ids = [_id_text(v) for v in frame[id_col].tolist()] if id_col else [str(i) for i in row_numbers]
     labels = frame[target] if target is not None and target in frame.columns else None
-    return ModelRows(features, ids, row_numbers, labels, warnings)
+    return ModelRows(features, ids, row_numbers, labels, warnings, _values_as_read(cells, features, model))
+
+
+def _id_text(value: Any) -> str:
+    """A row's id: the cell's text, ``""`` for an empty cell."""
+    return "" if pd.isna(value) else str(value)
+
+
+def _values_as_read(cells: pd.DataFrame, features: pd.DataFrame, model: LoadedModel) -> pd.DataFrame | None:
+    """``features`` with the cells the model's dtypes lost put back, or ``None`` when none are lost.
+
+    A ``category`` column holds only the training categories, so a value the model never saw is
+    missing there; the output still shows the cell as read.
+    """
+    lost = {}
+    for name in features.columns:
+        kind = model.column_kinds.get(name)
+        if kind is not None and kind.kind == "category":
+            read = _missing_unless_known(cells[name], kind.categories)
+            if (features[name].isna() & read.notna()).any():
+                lost[name] = read.astype(object)
+    return features.assign(**lost) if lost else None
 
 
 def cast_for_model(features: pd.DataFrame, model: LoadedModel, *, what: str = "DATA") -> tuple[pd.DataFrame, list]:
@@ -306,14 +384,16 @@ def cast_for_model(features: pd.DataFrame, model: LoadedModel, *, what: str = "D
         if kind is None or kind.kind == "numeric":
             columns[name] = _as_numeric(values, name, what)
         elif kind.kind == "category":
-            categorical, unseen = _as_training_categories(values, kind.categories)
+            categorical, unseen = _as_training_categories(
+                _missing_unless_known(values, kind.categories), kind.categories
+            )
             if unseen:
                 warnings.append(
                     f"column {name}: values the model never saw were treated as missing: {_preview(unseen)}"
                 )
             columns[name] = categorical
         else:
-            columns[name] = _as_strings(values)
+            columns[name] = _as_strings(_missing_unless_known(values, kind.categories))
             if kind.categories is not None:
                 warnings.extend(_unseen_categories(columns[name], name, kind, what))
     return pd.DataFrame(columns, index=features.index), warnings
@@ -336,7 +416,9 @@ def _unseen_categories(values: pd.Series, name: str, kind: ColumnKind, what: str
             hint=f"use one of the categories the model was trained on: {_preview(sorted(known))}",
         )
     handling = f" (handle_unknown={kind.unknown!r})" if kind.unknown else ""
-    return [f"column {name}: values the model's encoder never saw in training, encoded as unknown{handling}: {_preview(unseen)}"]
+    return [
+        f"column {name}: values the model's encoder never saw in training, encoded as unknown{handling}: {_preview(unseen)}"
+    ]
 
 
 def _as_numeric(values: pd.Series, name: str, what: str) -> pd.Series:
@@ -361,6 +443,14 @@ def _as_numeric(values: pd.Series, name: str, what: str) -> pd.Series:
             hint="fix the cell (numbers beyond ±1.8e308 are infinite), or leave it empty for a missing value",
         )
     return numbers
+
+
+def _missing_unless_known(values: pd.Series, known: tuple | None) -> pd.Series:
+    """Text cells such as "NA" or "null" made missing, as pandas reads them, unless the model knows them as categories."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return values
+    missing = MISSING_TEXT.difference(str(c) for c in known or ())
+    return values.where(~values.isin(missing))
 
 
 def _as_strings(values: pd.Series) -> pd.Series:

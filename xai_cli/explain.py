@@ -149,6 +149,7 @@ def explain_rows(
             chunk.features.iloc[start : start + batch_rows],
             chunk.row_numbers[start : start + batch_rows],
             chunk.ids[start : start + batch_rows],
+            None if chunk.values is None else chunk.values.iloc[start : start + batch_rows],
         )
         for chunk in row_chunks
         for start in range(0, len(chunk), batch_rows)
@@ -165,6 +166,7 @@ def _run_batch(
     features: pd.DataFrame,
     row_numbers: list[int],
     ids: list[str],
+    values: pd.DataFrame | None = None,
 ) -> list[Explanation]:
     """Explain one batch of rows with every planned method (runs in a worker for parallel backends).
 
@@ -178,7 +180,7 @@ def _run_batch(
     # pickled from another process: BLAS kernels for strided and contiguous inputs round differently.
     features = features.copy()
     with threadpool_limits(limits=1):
-        return _explain_batch(model, background, methods, settings, receipts, features, row_numbers, ids)
+        return _explain_batch(model, background, methods, settings, receipts, features, row_numbers, ids, values)
 
 
 def _explain_batch(
@@ -190,10 +192,11 @@ def _explain_batch(
     features: pd.DataFrame,
     row_numbers: list[int],
     ids: list[str],
+    values: pd.DataFrame | None = None,
 ) -> list[Explanation]:
     output = model.output(settings.output)
     targets = choose_targets(model, output, output.predict(features), settings.class_choice)
-    batch = Batch(features, row_numbers, ids, targets)
+    batch = Batch(features, row_numbers, ids, targets, values)
     explanations: list[Explanation] = []
     for module in methods:
         explanations.extend(module.explain(model, batch, background, settings=settings))

@@ -206,9 +206,9 @@ def check_columns(model: LoadedModel, data_path: str) -> ColumnCheck:
     A model without feature names takes DATA's first columns in order, as the other commands do
     when DATA has no ``--target`` or ``--id-col``.
     """
-    from xai_cli.data import cast_for_model, read_table
+    from xai_cli.data import cast_for_model, columns_read_as_text, read_table
 
-    table = read_table(data_path)
+    table = read_table(data_path, text_columns=columns_read_as_text(model))
     columns = [str(c) for c in table.frame.columns]
     features = list(model.feature_names)
     if model.has_feature_names:

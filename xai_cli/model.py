@@ -123,6 +123,18 @@ class LoadedModel:
     def is_classifier(self) -> bool:
         return self.task == "classification"
 
+    def call_columns(self, names: list[str]) -> None:
+        """Name the columns of a model fitted without names after DATA's header.
+
+        Such a model takes DATA's columns in order; its attributions, plots and audits should say
+        ``income``, not ``x3``. Only the labels change: the model is still given a bare array.
+        """
+        if self.has_feature_names or len(names) != len(self.feature_names) or len(set(names)) != len(names):
+            return
+        renamed = dict(zip(self.feature_names, names))
+        self.column_kinds = {renamed[name]: kind for name, kind in self.column_kinds.items()}
+        self.feature_names = list(names)
+
     def has_raw_margin(self) -> bool:
         """Whether the model has a raw output (margin) apart from its probabilities."""
         if not self.is_classifier:

@@ -159,7 +159,7 @@ def audit(
 ) -> None:
     """Audit a model on today's data against its previous run: importance, score, drift; exit 1 on a failed check."""
     from xai_cli.audit import Thresholds, baseline_file, check_baseline_kept, load_baseline, run_audit, verdict
-    from xai_cli.data import match_rows, read_table
+    from xai_cli.data import columns_read_as_text, match_rows, read_table
     from xai_cli.model import load_model
 
     thresholds = Thresholds(
@@ -177,9 +177,11 @@ def audit(
         check_baseline_kept(baseline_path, history=history, out=out)
 
     model = load_model(model_path, trust=trust, allow=allow or ())
-    chosen = load_baseline(baseline_path, model) if baseline_path is not None else None
-    table = read_table(data_path)
+    table = read_table(data_path, text_columns=columns_read_as_text(model, id_col=id_col))
+    # DATA first: a model fitted without names takes its column names from DATA's header, and the
+    # baseline is checked against those names.
     rows = match_rows(table, model, target=target, id_col=id_col, require_target=target is not None)
+    chosen = load_baseline(baseline_path, model) if baseline_path is not None else None
     run = run_audit(
         model,
         table,

@@ -144,7 +144,7 @@ def explain(
     """Local attributions for every row of DATA: Tree SHAP, linear SHAP, Kernel SHAP, LIME."""
     from xai_cli.artifacts import ExplainWriter
     from xai_cli.backends import make_backend
-    from xai_cli.data import match_rows, open_table, read_table
+    from xai_cli.data import columns_read_as_text, match_rows, open_table, read_table
     from xai_cli.explain import (
         MIN_DATA_AS_BACKGROUND,
         WarningLog,
@@ -173,14 +173,15 @@ def explain(
     check_out_dir(out)
 
     model = load_model(model_path, trust=trust, allow=allow or ())
-    stream = open_table(data_path)
+    text_columns = columns_read_as_text(model, id_col=id_col)
+    stream = open_table(data_path, text_columns=text_columns)
     chunks = _matched_chunks(stream, model, target=target, id_col=id_col)
     first_rows = next(chunks, None)
     if first_rows is None:
         raise BadInput(f"DATA {data_path} has a header but no rows", hint="add at least one data row")
     background_rows = None
     if background is not None:
-        background_table = read_table(background, what="--background")
+        background_table = read_table(background, what="--background", text_columns=text_columns)
         background_rows = match_rows(
             background_table, model, target=target, what="--background", ignored=(id_col,) if id_col else ()
         )

@@ -28,7 +28,8 @@ Example (penguins shipped in sample_data/):
       --target species
 
 writes importance.json, importance.csv, plots/importance_<method>.png,
-plots/agreement.png and report.html into xai-output/. One method and another scorer, JSON to stdout:
+plots/agreement.png and report.html into xai-output/. One method and another
+scorer, JSON to stdout:
 
   xai importance model.pkl data.csv --target y --method permutation \\
       --scoring f1_macro --json | jq .agreement
@@ -93,7 +94,7 @@ def importance(
     allow: AllowOption = None,
 ) -> None:
     """Global feature importance: permutation, built-in and mean |SHAP|, and their agreement."""
-    from xai_cli.data import match_rows, read_table
+    from xai_cli.data import columns_read_as_text, match_rows, read_table
     from xai_cli.importance import METHOD_CHOICES, build_document, compute_importance, write_importance_outputs
     from xai_cli.model import load_model
 
@@ -104,7 +105,7 @@ def importance(
 
     model = load_model(model_path, trust=trust, allow=allow or ())
     check_out_dir(out)
-    table = read_table(data_path)
+    table = read_table(data_path, text_columns=columns_read_as_text(model, id_col=id_col))
     rows = match_rows(table, model, target=target, id_col=id_col, require_target=target is not None)
     result = compute_importance(model, rows, method=method, scoring=scoring, repeats=repeats, seed=seed, n_jobs=n_jobs)
     document = build_document(result, model=model, data=table, rows=rows)

@@ -43,9 +43,12 @@ class Batch:
     row_numbers: list[int]
     ids: list[str]
     targets: list[list[int]]
+    # The cells as read where the model's dtypes lose some (see ``ModelRows.values``).
+    values: Any = None
 
     def display_values(self, position: int) -> list[Any]:
-        return [display_value(v) for v in self.features.iloc[position].tolist()]
+        shown = self.features if self.values is None else self.values
+        return [display_value(v) for v in shown.iloc[position].tolist()]
 
 
 def row_rng(seed: int, row_number: int, method: str) -> np.random.Generator:
