@@ -134,6 +134,102 @@ STRUCTURAL: dict[str, tuple[Callable[[], object], bool]] = {
     "randomstate-ctor-calls-a-made-callable": (lambda: Call(
         resolve("numpy.random._pickle", "__randomstate_ctor"), "MT19937",
         Call(functools.partial, resolve("numpy.random._pickle", "__bit_generator_ctor"))), False),
-    # A scorer whose constructor was told to call DataFrame.to_csv at prediction time.
-    "scorer-calling-to-csv": (lambda: _scorer_calling("to_csv"), False),
+    # A scorer whose constructor was told to call DataFrame.to_csv at prediction time: the scorer's
+    # constructor is not one the file may call.
+    "scorer-calling-to-csv": (lambda: _scorer_calling("to_csv"), True),
+    # Constructors the file may not call (red team 2): lightgbm's Booster joins the network its params
+    # name (here ports nobody listens on) and its Dataset parses any file; xgboost's DMatrix too;
+    # numpy.ndarray over a buffer the file gives; bytearray of a size allocates it.
+    "lightgbm-booster-network": (lambda: Call(
+        resolve("lightgbm.basic", "Booster"),
+        {"machines": "127.0.0.1:9,127.0.0.1:9", "local_listen_port": 9, "time_out": 1, "num_machines": 2},
+        Call(resolve("lightgbm.basic", "Dataset"), np.zeros((10, 2)))), True),
+    "lightgbm-dataset-parses-a-file": (lambda: Call(resolve("lightgbm.basic", "Dataset"), "/etc/hostname"), True),
+    "xgboost-dmatrix-parses-a-file": (lambda: Call(resolve("xgboost", "DMatrix"), "/etc/hostname"), True),
+    "ndarray-over-a-buffer": (lambda: Call(np.ndarray, (1,), np.dtype("<u8"), bytearray(8)), True),
+    "bytearray-of-40-gib": (lambda: Call(bytearray, 40 * 2**30), True),
+    "partial-of-a-class": (lambda: Call(functools.partial, resolve("lightgbm.basic", "Booster")), True),
+    # The same constructors reached through a rebuild function that calls a class it is given.
+    "bit-generator-ctor-of-a-class": (lambda: Call(
+        resolve("numpy.random._pickle", "__bit_generator_ctor"), resolve("lightgbm.basic", "Booster")), False),
+    "new-index-of-an-ndarray": (lambda: Call(
+        resolve("pandas.core.indexes.base", "_new_Index"), np.ndarray,
+        {"shape": (1,), "dtype": np.dtype("<u8"), "buffer": bytearray(8)}), False),
+    "defaultdict-of-a-class": (lambda: Call(
+        __import__("collections").defaultdict, resolve("lightgbm.basic", "Booster")), False),
+    "set-of-a-huge-range": (lambda: Call(set, Call(range, 0, 10**12)), False),
+    # SETITEMS on something that is not a dict (pickle would run obj[key] = value).
+    "setitems-on-a-set": (lambda: _SetItemsOn(set, ()), False),
+    # BUILD on numpy's shared float64 dtype (its DType class's __new__ hands it out).
+    "build-on-a-shared-dtype": (lambda: _NewThenBuild(
+        type(np.dtype("f8")), (3, "<", None, None, None, 16, 8, 0)), False),
+}
+
+
+class _SetItemsOn:
+    """Pickles as ``func(*args)`` followed by SETITEMS of one pair onto the result."""
+
+    def __init__(self, func: object, args: tuple):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args, None, None, iter([("a", 1)])
+
+
+class _NewThenBuild:
+    """Pickles as ``cls.__new__(cls)`` (NEWOBJ) followed by BUILD with ``state``."""
+
+    def __init__(self, cls: type, state: object):
+        self.cls, self.state = cls, state
+
+    @property  # type: ignore[misc]
+    def __class__(self):  # pickle checks that NEWOBJ's class is the object's
+        return self.cls
+
+    def __reduce_ex__(self, protocol: int):
+        import copyreg
+
+        return copyreg.__newobj__, (self.cls,), self.state
+
+
+# --------------------------------------------------------------------------------------------------
+# numpy dtypes a BUILD turns into ones numpy would never build (red team 2)
+
+
+class _DtypeWithState:
+    """numpy.dtype(spec, False, True) then BUILD with ``state``: how numpy pickles a dtype."""
+
+    def __init__(self, spec: str, state: tuple):
+        self.spec, self.state = spec, state
+
+    def __reduce__(self):
+        return np.dtype, (self.spec, False, True), self.state
+
+
+class _ArrayOfBytes:
+    """An ndarray rebuilt the way numpy pickles one, with the given dtype and raw data."""
+
+    def __init__(self, count: int, dtype: object, data: bytes):
+        self.count, self.dtype, self.data = count, dtype, data
+
+    def __reduce__(self):
+        return (resolve("numpy._core.multiarray", "_reconstruct"), (np.ndarray, (0,), b"b"),
+                (1, (self.count,), self.dtype, False, self.data))
+
+
+def _flags_cleared() -> object:
+    """An object dtype whose flags say it holds no objects: numpy reads the data bytes as pointers."""
+    dtype = _DtypeWithState("O8", (3, "|", None, None, None, -1, -1, 0))
+    return _ArrayOfBytes(2, dtype, (0x4141414141414141).to_bytes(8, "little") * 2)
+
+
+def _field_outside_the_item() -> object:
+    """A structured dtype with a field 1 TiB past its 8-byte item: reads and writes off the buffer."""
+    dtype = _DtypeWithState("V8", (3, "|", None, ("a",), {"a": (np.dtype("<u8"), 1 << 40)}, 8, 1, 16))
+    return _ArrayOfBytes(1, dtype, bytes(8))
+
+
+DTYPE_TRICKS: dict[str, Callable[[], object]] = {
+    "flags-cleared": _flags_cleared,
+    "field-outside-the-item": _field_outside_the_item,
 }

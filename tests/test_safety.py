@@ -754,15 +754,89 @@ def test_call_the_file_may_not_make_is_refused(kind: str, writer: str, tmp_path:
     write, loader_container = CONTAINERS[writer]
     path = tmp_path / "model.pkl"
     path.write_bytes(write(make_payload()))
+    with _time_limit(20):  # lightgbm's network join would block, were its constructor ever reached
+        verdict = safety.scan_model_file(path)
+        if scan_refuses:
+            assert verdict.refused and all(name.endswith(")") for name in verdict.refused), verdict
+            _assert_refused_twice(path, tuple(verdict.refused), loader_container, tmp_path / "marker",
+                                  monkeypatch)
+        else:
+            assert verdict.safe, verdict
+            with pytest.raises(UnsafeModel) as refusal:
+                safety.load_model_file(path)
+            assert refusal.value.exit_code == 3 and refusal.value.refused
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: int):
+    import signal
+
+    def expired(*_args: object) -> None:
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("hidden", [False, True], ids=["alone", "hidden-in-a-forest"])
+@pytest.mark.parametrize("writer", ["pickle-p2", "pickle-p4", "joblib", "joblib+gzip"])
+@pytest.mark.parametrize("kind", gadgets.DTYPE_TRICKS)
+def test_dtype_numpy_would_not_build_is_refused(kind: str, writer: str, hidden: bool, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch, small_forest: object) -> None:
+    """A BUILD that clears an object dtype's flags (numpy then reads file bytes as pointers) or puts a
+    field outside the item (reads and writes off the buffer): the scan and the loader each rebuild the
+    dtype from its description and refuse it, before any array is made with it."""
+    payload = gadgets.DTYPE_TRICKS[kind]()
+    write, loader_container = CONTAINERS[writer]
+    path = tmp_path / "model.pkl"
+    path.write_bytes(write(_hidden_in(small_forest, payload) if hidden else payload))
     verdict = safety.scan_model_file(path)
-    if scan_refuses:
-        assert verdict.refused and all(name.endswith(")") for name in verdict.refused), verdict
-        _assert_refused_twice(path, tuple(verdict.refused), loader_container, tmp_path / "marker", monkeypatch)
+    assert "numpy would not build" in (verdict.problem or ""), verdict
+    _assert_refused_twice(path, (), loader_container, tmp_path / "marker", monkeypatch)
+
+
+def _dtype_built_twice() -> bytes:
+    """numpy.dtype('V8', False, True), BUILD with a sound state, then a second BUILD on the same dtype."""
+    dtype = (_global("numpy", "dtype") + _short_unicode("V8") + b"\x89\x88\x87R")
+    state = b"(K\x03" + _short_unicode("|") + b"NNNK\x08K\x01K\x00t"
+    return b"\x80\x04" + dtype + state + b"b" + state + b"b."
+
+
+def _dtype_changed_after_use() -> bytes:
+    """A dtype given to numpy.core scalar() first, then changed by a BUILD."""
+    dtype = (_global("numpy", "dtype") + _short_unicode("V8") + b"\x89\x88\x87R\x94")
+    scalar = _global("numpy._core.multiarray", "scalar") + b"h\x00" + b"C\x08" + bytes(8) + b"\x86R0"
+    state = b"(K\x03" + _short_unicode("|") + b"NNNK\x08K\x01K\x00t"
+    return b"\x80\x04" + dtype + scalar + b"h\x00" + state + b"b."
+
+
+@pytest.mark.parametrize("make", [_dtype_built_twice, _dtype_changed_after_use], ids=["twice", "after-use"])
+def test_a_dtype_is_built_once_before_it_is_used(make: Callable[[], bytes], tmp_path: Path) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(make())
+    with pytest.raises(UnsafeModel) as refusal:
+        safety.load_model_file(path, trust=False)
+    assert refusal.value.exit_code == 3
+
+
+@pytest.mark.parametrize("target", ["ndarray", "tuple-in-list"])
+def test_setitem_only_fills_a_dict(target: str, tmp_path: Path) -> None:
+    """pickle's SETITEM is obj[key] = value: on an array, a write into memory the file chose."""
+    if target == "ndarray":
+        made = (_global("numpy._core.numeric", "_frombuffer") + b"(C\x08" + bytes(8) + _global("numpy", "dtype")
+                + _short_unicode("u8") + b"\x89\x88\x87R" + b"K\x01\x85" + _short_unicode("C") + b"tR")
+        path_bytes = b"\x80\x04" + made + b"K\x00K\x07s."
     else:
-        assert verdict.safe, verdict
-        with pytest.raises(UnsafeModel) as refusal:
-            safety.load_model_file(path)
-        assert refusal.value.exit_code == 3 and refusal.value.refused
+        path_bytes = b"\x80\x04]" + _short_unicode("a") + b"K\x01s."
+    path = tmp_path / "model.pkl"
+    path.write_bytes(path_bytes)
+    with pytest.raises(UnsafeModel, match="SETITEM on a"):
+        safety.load_model_file(path)
 
 
 def _build_on_a_global() -> bytes:
@@ -831,7 +905,7 @@ def test_pickle_calls_only_an_objects_own_methods(tmp_path: Path) -> None:
     path.write_bytes(b"\x80\x04" + _global("sklearn.utils._bunch", "Bunch") + b")\x81" + b"("
                      + _short_unicode("extend") + _global("numpy", "log1p") + b"u" + b"(K\x01e.")
     assert safety.scan_model_file(path).safe
-    with pytest.raises(UnsafeModel, match="extend is not its own method"):
+    with pytest.raises(UnsafeModel, match="APPENDS on a Bunch"):
         safety.load_model_file(path)
 
 

@@ -35,7 +35,12 @@ pass the name rule are ever imported):
   ``scipy.io``...; words such as ``load``, ``read``, ``eval``, ``system``, ``pickle``, ``open``,
   ``import``, ``_LIB``). Dotted names (``sklearn`` + ``os.system``) and dunder names are refused, but
   for the few helpers numpy, pandas and Cython write themselves.
-* Classes of those packages are allowed, except metaclasses (calling one makes a new class), an
+* Classes of those packages may be rebuilt (``__new__``, then BUILD), and *called* (their constructor
+  run with the file's arguments: REDUCE, INST, OBJ) only when on an exact list of classes real model
+  pickles call (``numpy.dtype``, sklearn's Cython ``Tree`` and losses, a few pandas values; see
+  ``_CONSTRUCTOR_CLASSES``); lightgbm's Booster/Dataset, xgboost's DMatrix, ``numpy.ndarray`` are never
+  called. A dtype a BUILD changes must be one numpy would build from its description, and is built
+  once, before use. Classes are refused outright when they are metaclasses (calling one makes a new class), an
   explicit list of classes whose constructor reaches files, processes or raw memory (``numpy.memmap``,
   as_strided's ``DummyArray``...), and classes inheriting from a class of a denied module
   (joblib.Parallel) or of a standard-library module of files, processes, threads or native code.
@@ -124,32 +129,72 @@ ALLOWED_ROOT_PACKAGES: tuple[str, ...] = (
     "sklearn", "numpy", "scipy", "pandas", "xgboost", "lightgbm", "catboost", "joblib",
 )
 
-# What a global may be used for, once resolved. A "class" is built by the file (its constructor or
-# __new__, then __setstate__, run with the file's arguments); a "rebuild" function is one pickle itself
-# calls to rebuild a value; a "value" is an object the file may hand to the model (a ufunc for
+# What a global may be used for, once resolved. A class is made by the file in one of three ways:
+# "constructor" classes may be called (REDUCE, INST, OBJ: their __init__ or native constructor runs
+# with the file's arguments); "class" classes are only made by __new__ (NEWOBJ, copyreg._reconstructor)
+# and then given a state by BUILD, and their __new__ ignores its arguments (object.__new__, a
+# namedtuple's); "native" classes have a __new__ that does the constructor's work (numpy.ndarray, C and
+# Cython types), so NEWOBJ may make one only without arguments. A "rebuild" function is one pickle
+# itself calls to rebuild a value; a "value" is an object the file may hand to the model (a ufunc for
 # FunctionTransformer, a score function for SelectKBest) but never call; "trusted" is anything from a
 # module the user named with --allow; "unknown" is a name the scan could not resolve (the loader,
 # which resolves it again, then decides, or fails to load the file).
-_CALLABLE_TIERS = frozenset({"class", "rebuild", "trusted", "unknown"})
-_CLASS_TIERS = frozenset({"class", "trusted", "unknown"})
+_CALLABLE_TIERS = frozenset({"constructor", "rebuild", "trusted", "unknown"})
+_CLASS_TIERS = frozenset({"constructor", "class", "trusted", "unknown"})  # NEWOBJ with arguments
+_BARE_CLASS_TIERS = _CLASS_TIERS | {"native"}  # NEWOBJ without arguments: __new__(cls) only
 
 # Standard-library globals that pickles of the allowed packages really contain, as Python 3 names them
 # (pickle maps the Python 2 spellings ``__builtin__`` and ``copy_reg`` before importing), with their
 # tier. Builtins are an exact list of plain value types: never type, getattr, eval, exec, compile,
-# __import__, open, globals or vars.
+# __import__, open, globals or vars. The constructors are the ones real model pickles call (found by
+# loading the benign corpus): they build a plain value from plain values; bytes and bytearray only
+# from text or bytes (an integer would allocate that many bytes), and no call gets a huge range.
 ALLOWED_STDLIB_GLOBALS: dict[tuple[str, str], str] = {
     **{("builtins", name): "class" for name in (
-        "bool", "bytearray", "bytes", "complex", "dict", "float", "frozenset", "int", "list", "object",
-        "range", "set", "slice", "str", "tuple")},
-    ("collections", "OrderedDict"): "class", ("collections", "defaultdict"): "class",
-    ("datetime", "date"): "class", ("datetime", "datetime"): "class", ("datetime", "time"): "class",
-    ("datetime", "timedelta"): "class", ("datetime", "timezone"): "class",
+        "bool", "dict", "float", "int", "list", "object", "str", "tuple")},
+    **{("builtins", name): "constructor" for name in (
+        "bytearray", "bytes", "complex", "frozenset", "range", "set", "slice")},
+    # OrderedDict() and defaultdict(list): an empty mapping (the factory must be a plain type).
+    ("collections", "OrderedDict"): "constructor", ("collections", "defaultdict"): "constructor",
+    # datetime values from their packed bytes or numbers (C constructors that only parse them).
+    ("datetime", "date"): "constructor", ("datetime", "datetime"): "constructor",
+    ("datetime", "time"): "constructor", ("datetime", "timedelta"): "constructor",
+    ("datetime", "timezone"): "constructor",
     # HistGradientBoosting keeps functools.partial(check_array, ...); the function inside a partial
-    # must itself be an allowed global (both the scan and the loader check it).
-    ("functools", "partial"): "class",
+    # must itself be an allowed global that may be called (both the scan and the loader check it).
+    ("functools", "partial"): "constructor",
     ("copyreg", "_reconstructor"): "rebuild",  # protocols 0-1: object.__new__(cls) (+ base.__init__)
     ("_codecs", "encode"): "rebuild",  # protocol 2 spells bytes as encode(latin-1 text, "latin1")
 }
+
+# Classes of the allowed packages that real model pickles call (REDUCE) to rebuild themselves, by
+# where they are defined; found by loading the benign corpus and listing every class called. Every
+# other class may only be made through __new__ and given a state (its __init__ never runs with the
+# file's arguments): a constructor that opens sockets or files (lightgbm's Booster and Dataset,
+# xgboost's DMatrix, catboost's Pool), allocates, or builds views of memory is never reached.
+_CONSTRUCTOR_CLASSES: frozenset[tuple[str, str]] = frozenset({
+    # A data type from its text description; the loader then checks that it is one numpy would build
+    # itself (see _check_dtype), however a BUILD changes it.
+    ("numpy", "dtype"),
+    # pandas values and dtypes from their text and numbers, and the block manager from blocks the
+    # file made (pandas checks they fit its axes).
+    ("pandas", "Period"), ("pandas", "Interval"), ("pandas", "PeriodDtype"), ("pandas", "StringDtype"),
+    ("pandas.core.internals.managers", "BlockManager"),
+    # scikit-learn's Cython tree (arrays sized by its numbers, filled by __setstate__, which checks
+    # them) and its Cython loss functions (a few floats).
+    ("sklearn.tree._tree", "Tree"),
+})
+# Classes whose subclasses are all plain values built from numbers: pandas' date offsets
+# (Day(n, normalize), DateOffset(months=1)...) and scikit-learn's Cython loss functions.
+_CONSTRUCTOR_BASES: frozenset[tuple[str, str]] = frozenset({
+    ("pandas._libs.tslibs.offsets", "BaseOffset"), ("sklearn._loss._loss", "CyLossFunction"),
+})
+
+# Classes that are harmless to call with any plain arguments: what a defaultdict's factory and
+# copyreg._reconstructor's base (protocols 0-1: base.__new__(cls, state), base.__init__(obj, state))
+# may be, besides object and the constructors above.
+_PLAIN_TYPES_NAMES = ("bool", "bytes", "complex", "dict", "float", "frozenset", "int", "list", "set",
+                      "str", "tuple")
 
 # The functions a real model file calls to rebuild its values, by where they are defined
 # (``__module__``, ``__qualname__``; numpy 1 and numpy 2 spellings). Each one only builds a value of
@@ -448,6 +493,27 @@ def _class_is_refused(cls: type, policy: _Policy) -> bool:
     return False
 
 
+def _new_ignores_arguments(cls: type) -> bool:
+    """Whether ``cls.__new__(cls, *args)`` makes an empty instance whatever the arguments: the
+    __new__ is object's, or a namedtuple's (a tuple of the given values)."""
+    try:
+        new = cls.__new__
+    except Exception:  # a class that fails to describe itself is not one we know
+        return False
+    if new is object.__new__:
+        return True
+    return issubclass(cls, tuple) and isinstance(getattr(cls, "_fields", None), tuple) \
+        and "__new__" in cls.__dict__ and isinstance(cls.__dict__["__new__"], (types.FunctionType, staticmethod))
+
+
+def _class_tier(cls: type, origin: str, qualname: str | None, policy: _Policy) -> str:
+    """"constructor", "class" or "native" for an allowed class of an allowed package (see the tiers)."""
+    if (origin, qualname) in _CONSTRUCTOR_CLASSES or _within(origin, policy.stdlib) \
+            or any(_origin(klass) in _CONSTRUCTOR_BASES for klass in cls.__mro__):
+        return "constructor"
+    return "class" if _new_ignores_arguments(cls) else "native"
+
+
 def _tier(resolved: object, module: str, name: str, policy: _Policy) -> str | None:
     """What the object a global resolved to may be used for ("class", "rebuild", "value",
     "trusted"), or None when it is refused. The second half of the rule, shared by scan and loader."""
@@ -473,7 +539,7 @@ def _tier(resolved: object, module: str, name: str, policy: _Policy) -> str | No
     if isinstance(resolved, type):
         if not _within(origin, policy.roots) or _module_is_denied(origin) or _name_is_denied(resolved.__name__):
             return None
-        return None if _class_is_refused(resolved, policy) else "class"
+        return None if _class_is_refused(resolved, policy) else _class_tier(resolved, origin, qualname, policy)
     if (module, name) in _SINGLETON_VALUES and not callable(resolved):
         return "value"
     is_function = isinstance(resolved, _FUNCTION_TYPES) \
@@ -821,18 +887,20 @@ class _OpcodeWalk:
 
     # -- what a call may call -------------------------------------------------------------------
 
-    def _check_call(self, func: object, args: object, *, needs_class: bool = False) -> None:
-        """Refuse a call whose callable is not an allowed class or rebuild function named by the file.
+    def _check_call(self, func: object, args: object, *, new: bool = False) -> None:
+        """Refuse a call whose callable is not an allowed constructor or rebuild function named by the
+        file, and a NEWOBJ of anything but a class (with arguments, only one whose __new__ ignores them).
 
         The result of another call is never called (``getattr(...)(...)`` chains), nor a value-only
-        function (a ufunc, a score function), nor a literal. A refused global is named already.
+        function (a ufunc, a score function), nor a literal, nor a class outside the constructor
+        allowlist (its __init__ would run with the file's arguments). A refused global is named already.
         """
         if isinstance(func, _Global):
             if func.tier is None:
                 return
-            if func.tier in (_CLASS_TIERS if needs_class else _CALLABLE_TIERS):
-                if func.is_("functools", "partial"):
-                    self._check_partial_function(args[0] if isinstance(args, tuple) and args else None)
+            if func.tier in ((_BARE_CLASS_TIERS if args == () else _CLASS_TIERS) if new else _CALLABLE_TIERS):
+                if not new:
+                    self._check_arguments(func, args)
                 return
         root = func
         while isinstance(root, _Call):
@@ -841,9 +909,29 @@ class _OpcodeWalk:
             return  # a chain that starts from a refused global: that name says it all
         self.findings.refused.add(_call_spelling(func))
 
+    def _check_arguments(self, func: _Global, args: object) -> None:
+        """What the scan can tell about a call's arguments from the literals (the loader checks the
+        real objects): a partial wraps something that may be called, bytes and bytearray get text or
+        bytes (never a size), and copyreg._reconstructor's base is object or a plain type."""
+        args = args if isinstance(args, tuple) else ()
+        if func.is_("functools", "partial"):
+            self._check_partial_function(args[0] if args else None)
+        elif func.is_("builtins", "bytes") or func.is_("builtins", "bytearray"):
+            if not all(isinstance(arg, (str, bytes, _Opaque)) or (isinstance(arg, _Call) and isinstance(
+                    arg.func, _Global) and arg.func.is_("_codecs", "encode")) for arg in args):
+                self.findings.refused.add(f"{func.spelled}({', '.join(_value_spelling(arg) for arg in args)})")
+        elif func.is_("copyreg", "_reconstructor"):
+            base = args[1] if len(args) == 3 else None
+            if not (isinstance(base, _Global) and (base.tier in ("constructor", "trusted", "unknown") or any(
+                    base.is_("builtins", name) for name in ("object", *_PLAIN_TYPES_NAMES)))):
+                self.findings.refused.add(f"copyreg._reconstructor(..., {_value_spelling(base)}, ...)")
+
     def _check_partial_function(self, function: object) -> None:
-        if not isinstance(function, _Global):  # a refused global is named already
-            self.findings.refused.add(f"functools.partial({_value_spelling(function)})")
+        """A partial is called by the model's own code later: it may wrap a function or an allowed
+        constructor, never a class whose __init__ the file may not run."""
+        if not isinstance(function, _Global) or function.tier in ("class", "native"):
+            if not (isinstance(function, _Global) and function.tier is None):  # named already
+                self.findings.refused.add(f"functools.partial({_value_spelling(function)})")
 
     def _check_mutable(self, target: object, opcode: str) -> None:
         if isinstance(target, _Global):
@@ -864,7 +952,7 @@ class _OpcodeWalk:
         module, _, name = arg.partition(" ")
         args = [self._consumed(item) for item in self._pop_mark()]
         func = self._consumed(self._import(module, name))
-        self._check_call(func, tuple(args))
+        self._check_call(func, tuple(args), new=not args)
         self._push(_Call(func, tuple(args)))
 
     # -- calls and BUILD ------------------------------------------------------------------------
@@ -885,21 +973,21 @@ class _OpcodeWalk:
         if self._is_wrapper_class(cls) and args == ():
             self._push(_ArrayWrapper({}))
             return
-        self._check_call(cls, args, needs_class=True)
+        self._check_call(cls, args, new=True)
         self._push(_Call(self._consumed(cls), self._consumed(args)))
 
     def _op_NEWOBJ_EX(self, _arg: None) -> None:
         kwargs = self._consumed(self._pop())
         args = self._consumed(self._pop())
         cls = self._consumed(self._pop())
-        self._check_call(cls, args, needs_class=True)
+        self._check_call(cls, () if args == () and not kwargs else (args, kwargs), new=True)
         self._push(_Call(cls, (args, kwargs)))
 
     def _op_OBJ(self, _arg: None) -> None:
         items = [self._consumed(item) for item in self._pop_mark()]
         if not items:
             raise _Damaged("an OBJ opcode without a class")
-        self._check_call(items[0], tuple(items[1:]))
+        self._check_call(items[0], tuple(items[1:]), new=len(items) == 1)
         self._push(_Call(items[0], tuple(items[1:])))
 
     def _op_BUILD(self, _arg: None) -> None:
@@ -915,6 +1003,18 @@ class _OpcodeWalk:
                     and isinstance(state, tuple) and state:
                 self._check_partial_function(state[0])
             instance.states.append(state)
+            if isinstance(instance.func, _Global) \
+                    and (instance.func.module, instance.func.name) in _NUMPY_DTYPE_GLOBALS:
+                self._check_dtype_build(instance)
+
+    def _check_dtype_build(self, call: _Call) -> None:
+        """A dtype's BUILD, done on a copy the way numpy's unpickling would (numpy code on the file's
+        literals, no array involved), must give a dtype numpy would build itself (see _dtype_problem)."""
+        if len(call.states) > 1:
+            raise _ScanProblem("a second BUILD on a numpy dtype")
+        problem = _dtype_problem(_resolve_dtype(call, 0, what="a numpy dtype"))
+        if problem:
+            raise _ScanProblem(f"a numpy dtype that numpy would not build ({problem})")
 
     # -- joblib arrays --------------------------------------------------------------------------
 
@@ -1241,7 +1341,7 @@ def _element_count(shape: object) -> int:
     return count
 
 
-def _resolve_dtype(value: object, depth: int):
+def _resolve_dtype(value: object, depth: int, what: str = "a joblib array"):
     """Rebuild the numpy dtype a pickle describes, from literals only, as numpy's unpickling would.
 
     ``numpy.dtype(spec, align, copy)`` then ``__setstate__(state)``; nested dtypes (structured arrays)
@@ -1250,47 +1350,47 @@ def _resolve_dtype(value: object, depth: int):
     import numpy
 
     if depth > _MAX_DTYPE_NESTING:
-        raise _ScanProblem("a joblib array dtype nested too deeply")
+        raise _ScanProblem(f"{what} dtype nested too deeply")
     if not (isinstance(value, _Call) and isinstance(value.func, _Global)
             and (value.func.module, value.func.name) in _NUMPY_DTYPE_GLOBALS):
-        raise _ScanProblem("a joblib array whose dtype is not a plain numpy dtype")
+        raise _ScanProblem(f"{what} whose dtype is not a plain numpy dtype")
     args = value.args
     if not (isinstance(args, tuple) and 1 <= len(args) <= 3 and isinstance(args[0], str)
             and all(isinstance(arg, (bool, int)) for arg in args[1:])):
-        raise _ScanProblem("a joblib array whose dtype is not a plain numpy dtype")
+        raise _ScanProblem(f"{what} whose dtype is not a plain numpy dtype")
     try:
         dtype = numpy.dtype(args[0], bool(args[1]) if len(args) > 1 else False, True)
         for state in value.states:
-            dtype.__setstate__(_dtype_state(state, depth + 1))
+            dtype.__setstate__(_dtype_state(state, depth + 1, what))
     except _ScanProblem:
         raise
     except Exception as error:  # numpy rejects the description: so would the loader
-        raise _ScanProblem(f"a joblib array with an invalid dtype: {error}") from error
+        raise _ScanProblem(f"{what} with an invalid dtype: {error}") from error
     return dtype
 
 
-def _dtype_state(value: object, depth: int) -> object:
+def _dtype_state(value: object, depth: int, what: str = "a joblib array") -> object:
     """A dtype's pickled state with nested dtype descriptions rebuilt; only literals are accepted."""
     if depth > _MAX_DTYPE_NESTING:
-        raise _ScanProblem("a joblib array dtype nested too deeply")
+        raise _ScanProblem(f"{what} dtype nested too deeply")
     if value is None or isinstance(value, (str, bytes, int, float)):
         return value
     if isinstance(value, tuple):
-        return tuple(_dtype_state(item, depth + 1) for item in value)
+        return tuple(_dtype_state(item, depth + 1, what) for item in value)
     if isinstance(value, list):
-        return [_dtype_state(item, depth + 1) for item in value]
+        return [_dtype_state(item, depth + 1, what) for item in value]
     if isinstance(value, dict):
-        return {key: _dtype_state(item, depth + 1) for key, item in value.items()}
+        return {key: _dtype_state(item, depth + 1, what) for key, item in value.items()}
     if isinstance(value, _Call) and isinstance(value.func, _Global) and value.func.is_("_codecs", "encode"):
         # protocols 0-2 spell bytes (a datetime64 unit, "ns") as _codecs.encode(text, "latin1")
         args = value.args
         if isinstance(args, tuple) and len(args) == 2 and isinstance(args[0], str) and args[1] == "latin1" \
                 and not value.states:
             return args[0].encode("latin1")
-        raise _ScanProblem("a joblib array whose dtype is not a plain numpy dtype")
+        raise _ScanProblem(f"{what} whose dtype is not a plain numpy dtype")
     if isinstance(value, _Call):
-        return _resolve_dtype(value, depth + 1)
-    raise _ScanProblem("a joblib array whose dtype is not a plain numpy dtype")
+        return _resolve_dtype(value, depth + 1, what)
+    raise _ScanProblem(f"{what} whose dtype is not a plain numpy dtype")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1450,6 +1550,9 @@ class _GuardedUnpickling:
         self.refused = []
         self._handed_out = {}
         self._made: list[object] = []  # every object a call made, in order
+        self._last_callee: object = None
+        # dtypes a numpy.dtype call made that no BUILD changed yet and nothing uses yet, by id
+        self._buildable_dtypes: dict[int, object] = {}
 
     def load(self) -> object:
         result = super().load()
@@ -1513,19 +1616,101 @@ class _GuardedUnpickling:
             return entry[2]
         return f"a {type(value).__name__} made by the file"
 
-    def _check_call(self, func: object, args: object, kwargs: object = None, *,
-                    needs_class: bool = False) -> None:
-        tier = self._tier_of(func)
-        if tier not in (_CLASS_TIERS if needs_class else _CALLABLE_TIERS) \
-                or (needs_class and not isinstance(func, type)):
-            self._refuse(f"{self._spelling(func)}(...)" if tier is not None
-                         else f"{self._spelling(func)}, called")
+    def _check_call(self, func: object, args: object, kwargs: object = None, *, new: bool = False) -> None:
+        """REDUCE, INST and OBJ (``new`` False) may call a constructor or a rebuild function;
+        NEWOBJ(_EX) (``new`` True) only makes a class with __new__: with arguments, only a class whose
+        __new__ ignores them or an allowed constructor."""
         arguments = list(args) if isinstance(args, (tuple, list)) else []
         if isinstance(kwargs, dict):
             arguments.extend(kwargs.values())
-        for argument in arguments:
-            if callable(argument) and self._tier_of(argument) is None:
-                self._refuse(f"{self._spelling(func)}({self._spelling(argument)})")
+        tier = self._tier_of(func)
+        allowed = (_BARE_CLASS_TIERS if not arguments else _CLASS_TIERS) if new else _CALLABLE_TIERS
+        if tier not in allowed or (new and not isinstance(func, type)):
+            self._refuse(f"{self._spelling(func)}(...)" if tier is not None
+                         else f"{self._spelling(func)}, called")
+        if new and tier == "class":
+            return  # object.__new__ (or a namedtuple's) keeps the arguments as plain values
+        self._check_arguments(func, tier, arguments)
+
+    def _check_arguments(self, func: object, tier: str | None, arguments: list) -> None:
+        """What a call may be given, on the real objects.
+
+        * A callable argument is an allowed global, never something the file made (a callable
+          instance). A class argument is an allowed constructor or a plain type, except where the
+          callee only uses it with ``__new__`` or checks what it is (:data:`_CLASS_ARGUMENTS`); a
+          function argument is a rebuild function (numpy's random-state constructors call theirs),
+          except in functools.partial, which may also hold a value-only function.
+        * No argument is a range longer than :data:`_MAX_RANGE` (``set(range(10**12))``).
+        * bytes and bytearray get text or bytes, never a size; numpy.dtype gets a text description
+          (its copy flag set, so that no shared dtype is ever changed by a BUILD); numpy's
+          reconstructors are given a small shape (the real data comes with the state).
+        """
+        origin = _origin(func)
+        spelled = self._spelling(func)
+        is_partial = func is functools.partial
+        for position, argument in enumerate(arguments):
+            if isinstance(argument, range) and len(argument) > _MAX_RANGE:
+                self._refuse(f"{spelled}(range({len(argument)}))")
+            if not callable(argument):
+                continue
+            argument_tier = self._tier_of(argument)
+            if argument_tier is None:
+                self._refuse(f"{spelled}({self._spelling(argument)})")
+            if tier == "trusted":
+                continue  # the user's own function, judged by the user
+            if isinstance(argument, type):
+                if argument_tier in ("constructor", "trusted") or _is_plain_type(argument) \
+                        or _class_argument_allowed(origin, position, argument):
+                    continue
+            elif argument_tier in ("rebuild", "trusted") or (is_partial and argument_tier == "value"):
+                continue
+            self._refuse(f"{spelled}({self._spelling(argument)})")
+        if func is bytes or func is bytearray:
+            if not all(isinstance(argument, (str, bytes, bytearray)) for argument in arguments):
+                self._refuse(f"{spelled}({', '.join(type(argument).__name__ for argument in arguments)})")
+        elif origin == ("numpy", "dtype"):
+            if not (1 <= len(arguments) <= 3 and isinstance(arguments[0], str) and len(arguments) == 3
+                    and all(isinstance(flag, int) for flag in arguments[1:]) and arguments[2]):
+                self._refuse(f"{spelled}(...) from anything but its pickled description")
+        elif origin in _SHAPED_RECONSTRUCTORS:
+            index = _SHAPED_RECONSTRUCTORS[origin]
+            shape = arguments[index] if len(arguments) > index else None
+            if not _is_small_shape(shape):
+                self._refuse(f"{spelled}(...) with shape {shape!r:.60}")
+        elif origin == ("collections", "defaultdict") and arguments and arguments[0] is not None:
+            if not (_is_plain_type(arguments[0]) or self._tier_of(arguments[0]) == "constructor"):
+                self._refuse(f"{spelled}({self._spelling(arguments[0])})")
+
+    def _after_made(self, made: object) -> None:
+        """A dtype a numpy.dtype call made is checked, and is the only kind of dtype a BUILD may
+        change (once, before anything uses it)."""
+        dtype_type = _numpy_dtype_type()
+        if dtype_type is not None and isinstance(made, dtype_type):
+            self._check_dtype(made)
+            if self._last_callee is dtype_type:
+                self._buildable_dtypes[id(made)] = made
+
+    def _check_dtype(self, dtype: object) -> None:
+        problem = _dtype_problem(dtype)
+        if problem:
+            self._refuse(f"a numpy dtype that numpy would not build ({problem})")
+
+    def _seal_dtypes(self, value: object, depth: int = 0) -> None:
+        """Record the dtypes a call or a state is given: from then on, no BUILD may change them (an
+        array made with a dtype would keep its buffer while the dtype grew fields or lost its flags)."""
+        dtype_type = _numpy_dtype_type()
+        if dtype_type is None or depth > 4:
+            return
+        if isinstance(value, dtype_type):
+            self._buildable_dtypes.pop(id(value), None)
+        elif isinstance(value, (tuple, list)):
+            for item in value[:_SEAL_SCAN_ITEMS]:
+                self._seal_dtypes(item, depth + 1)
+        elif isinstance(value, dict):
+            for count, item in enumerate(value.values()):
+                if count >= _SEAL_SCAN_ITEMS:
+                    break
+                self._seal_dtypes(item, depth + 1)
 
     def _check_target(self, target: object, opcode: str, methods: tuple[str, ...] = ()) -> None:
         if self._tier_of(target) is not None:
@@ -1541,6 +1726,15 @@ class _GuardedUnpickling:
                 self._refuse(f"{opcode} on a {type(target).__name__} whose {name} is not its own method")
             return
 
+    def _check_container(self, target: object, opcode: str) -> None:
+        """SETITEM(S) only fill a dict (OrderedDict, Bunch...), APPEND(S) a list, ADDITEMS a set, each
+        with the container's own method: never ``array[key] = value`` or another object's code."""
+        self._check_target(target, opcode)
+        kind, methods = _container_opcodes()[opcode]
+        if not isinstance(target, kind) or not all(
+                getattr(type(target), name, None) in allowed for name, allowed in methods.items()):
+            self._refuse(f"{opcode} on a {type(target).__name__}")
+
     def _check_build(self, inst: object, state: object) -> None:
         self._check_target(inst, "BUILD", ("__setstate__",))
         parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
@@ -1549,9 +1743,18 @@ class _GuardedUnpickling:
                 for key in part:
                     if _is_dunder(key):
                         self._refuse(f"an attribute {key} on {type(inst).__name__}")
-        if isinstance(inst, functools.partial) and isinstance(state, tuple) and state \
-                and self._tier_of(state[0]) is None:
-            self._refuse(f"functools.partial({self._spelling(state[0])})")
+        if isinstance(inst, functools.partial) and isinstance(state, tuple) and state:
+            self._check_arguments(functools.partial, "constructor", [state[0]])
+        dtype_type = _numpy_dtype_type()
+        if dtype_type is not None and isinstance(inst, dtype_type):
+            if self._buildable_dtypes.pop(id(inst), None) is not inst:
+                self._refuse("a BUILD on a numpy dtype that is shared, already in use or already built")
+        self._seal_dtypes(state)
+
+    def _after_build(self, inst: object) -> None:
+        dtype_type = _numpy_dtype_type()
+        if dtype_type is not None and isinstance(inst, dtype_type):
+            self._check_dtype(inst)
 
     def _mark_target(self) -> object:
         """The object below the topmost MARK: what SETITEMS, APPENDS and ADDITEMS change."""
@@ -1560,9 +1763,156 @@ class _GuardedUnpickling:
         return None
 
     def _instantiate(self, klass: object, args: list) -> None:  # INST and OBJ
-        self._check_call(klass, args)
+        # pickle calls klass(*args) unless there are no arguments and klass is a class without
+        # __getinitargs__; then it calls klass.__new__(klass), like NEWOBJ.
+        calls = bool(args) or not isinstance(klass, type) or hasattr(klass, "__getinitargs__")
+        self._check_call(klass, args, new=not calls)
+        self._seal_dtypes(args)
+        self._last_callee = klass
         super()._instantiate(klass, args)
         self._made.append(self.stack[-1])
+        self._after_made(self.stack[-1])
+
+
+_MAX_RANGE = 1 << 16  # a range a call may be given (the benign corpus passes none to a call)
+_MAX_RECONSTRUCT_ELEMENTS = 1 << 16  # numpy's reconstructors get (0,); the data comes with the state
+_SEAL_SCAN_ITEMS = 64  # where a dtype given to a call or a state is looked for (numpy's own spots)
+
+# Rebuild functions (by where they are defined) that are given a class and only make an instance of
+# it with __new__, or check what it is: position -> (module, qualname) of the base class it must have
+# (None: any class). Any other class argument must be an allowed constructor or a plain type.
+_CLASS_ARGUMENTS: dict[tuple[str, str], dict[int, tuple[str, str] | None]] = {
+    ("copyreg", "_reconstructor"): {0: None},  # object.__new__(cls); the base (1) is judged apart
+    **{(module, "_reconstruct"): {0: ("numpy", "ndarray")}
+       for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    ("numpy.ma.core", "_mareconstruct"): {0: ("numpy", "ndarray"), 1: ("numpy", "ndarray")},
+    ("numpy.random._pickle", "__bit_generator_ctor"): {0: ("numpy.random.bit_generator", "BitGenerator")},
+    **{("pandas.core.indexes." + module, name): {0: ("pandas", "Index")} for module, name in (
+        ("base", "_new_Index"), ("datetimes", "_new_DatetimeIndex"), ("period", "_new_PeriodIndex"),
+        ("interval", "_new_IntervalIndex"), ("timedeltas", "_new_TimedeltaIndex"))},
+    # cls.__new__(cls) with no arguments, like NEWOBJ.
+    **{(module, "newObj"): {0: None} for module in (
+        "sklearn.neighbors._kd_tree", "sklearn.neighbors._ball_tree", "sklearn.metrics._dist_metrics")},
+    ("numpy.core", "_DType_reconstruct"): {0: None}, ("numpy._core", "_DType_reconstruct"): {0: None},
+}
+# numpy's reconstructors that allocate an array of the shape they are given (position of the shape).
+_SHAPED_RECONSTRUCTORS: dict[tuple[str, str], int] = {
+    ("numpy.core.multiarray", "_reconstruct"): 1, ("numpy._core.multiarray", "_reconstruct"): 1,
+    ("numpy.ma.core", "_mareconstruct"): 2,
+}
+
+
+def _class_argument_allowed(callee: tuple[str | None, str | None], position: int, argument: type) -> bool:
+    module, qualname = callee
+    if callee == ("copyreg", "_reconstructor") and position == 1:
+        return argument is object  # any other base's __new__ and __init__ run with the state
+    if qualname is not None and _CYTHON_UNPICKLE_HELPER.fullmatch(qualname) and module is not None \
+            and _within(module, ALLOWED_ROOT_PACKAGES):
+        return position == 0  # Cython's <Type>.__new__(cls) refuses a class that is not its own
+    positions = _CLASS_ARGUMENTS.get(callee)  # type: ignore[arg-type]
+    if positions is None or position not in positions:
+        return False
+    base = positions[position]
+    if base is None:
+        return True
+    try:
+        return issubclass(argument, _resolve(*base))
+    except Exception:  # no such base in this environment, or a class that fails issubclass
+        return False
+
+
+def _is_plain_type(value: object) -> bool:
+    import builtins
+
+    return any(value is getattr(builtins, name) for name in _PLAIN_TYPES_NAMES)
+
+
+def _is_small_shape(shape: object) -> bool:
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, tuple) or not all(isinstance(size, int) and size >= 0 for size in shape):
+        return False
+    count = 1
+    for size in shape:
+        count *= size
+    return count <= _MAX_RECONSTRUCT_ELEMENTS
+
+
+def _numpy_dtype_type() -> type | None:
+    import sys
+
+    numpy = sys.modules.get("numpy")  # a dtype can only exist once numpy is imported
+    return numpy.dtype if numpy is not None else None
+
+
+_CONTAINER_OPCODES: dict[str, tuple[type, dict[str, tuple]]] = {}
+
+
+def _container_opcodes() -> dict[str, tuple[type, dict[str, tuple]]]:
+    if not _CONTAINER_OPCODES:
+        import collections
+
+        setitem = {"__setitem__": (dict.__setitem__, collections.OrderedDict.__setitem__)}
+        appends = {"append": (list.append,), "extend": (list.extend,)}
+        _CONTAINER_OPCODES.update({
+            "SETITEM": (dict, setitem), "SETITEMS": (dict, setitem),
+            "APPEND": (list, appends), "APPENDS": (list, appends),
+            "ADDITEMS": (set, {"update": (set.update,), "add": (set.add,)}),
+        })
+    return _CONTAINER_OPCODES
+
+
+def _dtype_problem(dtype, depth: int = 0) -> str | None:
+    """Why ``dtype`` is not one numpy itself would build from its public description, or None.
+
+    A BUILD (``dtype.__setstate__``) sets a dtype's flags, item size, alignment and fields from the
+    file, and numpy checks little of it: an object dtype whose flags say it holds no objects makes
+    numpy read raw file bytes as pointers; a field beyond the item size reads or writes outside the
+    array's buffer. So the dtype is rebuilt from its description (its type string; for a structured
+    dtype, its fields' dtypes, offsets and item size; for a subarray, its base and shape), and the
+    two must agree on flags, objects, item size and alignment, and every field must lie inside.
+    """
+    import numpy
+
+    if depth > _MAX_DTYPE_NESTING:
+        return "nested too deeply"
+    try:
+        if dtype.names is not None:
+            fields = dtype.fields
+            formats, offsets, titles = [], [], []
+            for name in dtype.names:
+                field = fields[name]
+                sub, offset = field[0], field[1]
+                problem = _dtype_problem(sub, depth + 1)
+                if problem:
+                    return problem
+                if not isinstance(offset, int) or offset < 0 or offset + sub.itemsize > dtype.itemsize:
+                    return f"field {name!r} lies outside its {dtype.itemsize}-byte item"
+                formats.append(sub)
+                offsets.append(offset)
+                titles.append(field[2] if len(field) > 2 else None)
+            fresh = numpy.dtype({"names": list(dtype.names), "formats": formats, "offsets": offsets,
+                                 "titles": titles, "itemsize": dtype.itemsize}, align=dtype.isalignedstruct)
+            if len(fields) != len(dtype.names) + sum(title is not None for title in titles):
+                return "fields that its names do not list"
+        elif dtype.subdtype is not None:
+            base, shape = dtype.subdtype
+            problem = _dtype_problem(base, depth + 1)
+            if problem:
+                return problem
+            fresh = numpy.dtype((base, shape))
+        else:
+            if dtype.fields is not None:
+                return "fields without names"
+            fresh = numpy.dtype(dtype.str)
+    except Exception as error:  # numpy cannot rebuild it from its own description
+        return f"{type(error).__name__}: {error}"
+    for attribute in ("flags", "hasobject", "itemsize", "alignment", "kind", "char", "byteorder"):
+        if getattr(fresh, attribute) != getattr(dtype, attribute):
+            return f"its {attribute} is {getattr(dtype, attribute)!r}, not {getattr(fresh, attribute)!r}"
+    if fresh != dtype:
+        return f"it does not match {fresh}"
+    return None
 
 
 def _guarded_dispatch(dispatch: dict) -> dict:
@@ -1572,27 +1922,38 @@ def _guarded_dispatch(dispatch: dict) -> dict:
     def guard(opcode: bytes, check: Callable[[_GuardedUnpickling], None]) -> None:
         original = dispatch[opcode[0]]
         makes = opcode in (pickle.REDUCE, pickle.NEWOBJ, pickle.NEWOBJ_EX)
+        builds = opcode == pickle.BUILD
 
         def checked(self: _GuardedUnpickling) -> None:
             if len(self.stack) >= 2 or opcode in (pickle.SETITEMS, pickle.APPENDS, pickle.ADDITEMS):
                 check(self)
+            inst = self.stack[-2] if builds and len(self.stack) >= 2 else None
             original(self)
             if makes:
                 self._made.append(self.stack[-1])
+                self._after_made(self.stack[-1])
+            elif builds:
+                self._after_build(inst)
 
         guarded[opcode[0]] = checked
 
-    guard(pickle.REDUCE, lambda self: self._check_call(self.stack[-2], self.stack[-1]))
-    guard(pickle.NEWOBJ, lambda self: self._check_call(self.stack[-2], self.stack[-1], needs_class=True))
-    guard(pickle.NEWOBJ_EX, lambda self: len(self.stack) >= 3 and self._check_call(
-        self.stack[-3], self.stack[-2], self.stack[-1], needs_class=True))
+    def call(self: _GuardedUnpickling, func: object, args: object, kwargs: object = None, *,
+             new: bool = False) -> None:
+        self._check_call(func, args, kwargs, new=new)
+        self._seal_dtypes(args)
+        self._seal_dtypes(kwargs)
+        self._last_callee = func
+
+    guard(pickle.REDUCE, lambda self: call(self, self.stack[-2], self.stack[-1]))
+    guard(pickle.NEWOBJ, lambda self: call(self, self.stack[-2], self.stack[-1], new=True))
+    guard(pickle.NEWOBJ_EX, lambda self: len(self.stack) >= 3 and call(
+        self, self.stack[-3], self.stack[-2], self.stack[-1], new=True))
     guard(pickle.BUILD, lambda self: self._check_build(self.stack[-2], self.stack[-1]))
-    guard(pickle.APPEND, lambda self: self._check_target(self.stack[-2], "APPEND", ("append",)))
-    guard(pickle.SETITEM, lambda self: len(self.stack) >= 3 and self._check_target(self.stack[-3], "SETITEM"))
-    guard(pickle.SETITEMS, lambda self: self._check_target(self._mark_target(), "SETITEMS"))
-    guard(pickle.APPENDS, lambda self: self._check_target(self._mark_target(), "APPENDS", ("extend", "append")))
-    guard(pickle.ADDITEMS, lambda self: self._check_target(
-        self._mark_target(), "ADDITEMS", () if isinstance(self._mark_target(), set) else ("add",)))
+    guard(pickle.APPEND, lambda self: self._check_container(self.stack[-2], "APPEND"))
+    guard(pickle.SETITEM, lambda self: len(self.stack) >= 3 and self._check_container(self.stack[-3], "SETITEM"))
+    guard(pickle.SETITEMS, lambda self: self._check_container(self._mark_target(), "SETITEMS"))
+    guard(pickle.APPENDS, lambda self: self._check_container(self._mark_target(), "APPENDS"))
+    guard(pickle.ADDITEMS, lambda self: self._check_container(self._mark_target(), "ADDITEMS"))
     return guarded
 
 
