@@ -339,3 +339,36 @@ def test_top_features_read_one_entry_per_line_at_80_columns_with_long_names(long
     assert any(label.startswith("[red]colour=") for label in labels), labels
     # The column had the room: the entries fill it, they are not squeezed into a sliver.
     assert min(display_width(cell) for cell in cells) >= 30, cells
+
+
+def test_piped_warnings_stay_one_line_each(tmp_path):
+    """A cron mail or a log gets each warning on one line: rich must not break it at 80 columns."""
+    import joblib
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    first = rng.normal(size=200)
+    frame = pd.DataFrame(
+        {
+            "monthly_spend_in_the_customers_home_currency": first,
+            "monthly_spend_converted_to_euros_at_the_daily_rate": first * 1.1 + rng.normal(0, 0.01, 200),
+            "noise": rng.normal(size=200),
+        }
+    )
+    frame["y"] = frame.iloc[:, 0] + rng.normal(0, 0.1, 200)
+    model = LinearRegression().fit(frame.iloc[:, :3], frame["y"])
+    joblib.dump(model, tmp_path / "model.joblib")
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "xai_cli", "importance", "model.joblib", "data.csv", "--target", "y", "--method",
+         "permutation", "--out", "out"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "80"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    warnings = [line for line in output.splitlines() if "strongly correlated" in line]
+    assert len(warnings) == 1, output
+    line = warnings[0]
+    assert line.startswith("warning: ") and len(line) > 80 and line.rstrip().endswith("understates both"), line

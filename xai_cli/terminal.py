@@ -35,6 +35,14 @@ def make_console(*, stderr: bool = False):
     return Console(stderr=stderr, color_system=None if os.environ.get("NO_COLOR") else "auto")
 
 
+def print_warning(console, warning: str) -> None:
+    """One ``warning:`` line, never wrapped by rich: piped into a cron mail or a log, a warning
+    broken at 80 columns reads as several; a terminal wraps the long line itself."""
+    from rich.text import Text
+
+    console.print(Text.assemble(("warning:", "yellow"), " ", warning), soft_wrap=True)
+
+
 @dataclass(frozen=True)
 class _Column:
     header: str
@@ -105,7 +113,7 @@ def print_explanations(document: ExplanationDocument, out_dir: Path, *, total: i
     if hidden > 0:
         console.print(f"... and {hidden} more explanations in {out_dir / 'attributions.json'}", highlight=False)
     for warning in document.warnings:
-        console.print(Text.assemble(("warning:", "yellow"), " ", warning))
+        print_warning(console, warning)
     console.print(f"wrote {out_dir}/attributions.json, attributions.csv, plots/, report.html", highlight=False)
 
 

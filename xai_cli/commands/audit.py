@@ -217,7 +217,7 @@ def print_audit(document: dict[str, Any], out_dir: Path) -> None:
     from rich.table import Table
 
     from xai_cli.audit import MINIMUM_CHECKS
-    from xai_cli.terminal import make_console
+    from xai_cli.terminal import make_console, print_warning
 
     console = make_console()
     checks = sorted(document["checks"], key=lambda check: check["passed"])
@@ -240,7 +240,7 @@ def print_audit(document: dict[str, Any], out_dir: Path) -> None:
             )
         console.print(table)
     for warning in document["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+        print_warning(console, warning)
     console.print(f"wrote {escape(str(out_dir))}/audit.json, report.html, plots/", highlight=False)
 
 

@@ -129,7 +129,7 @@ def print_importance(document: dict[str, Any], out_dir: Path) -> None:
 
     from xai_cli.importance import METHOD_TITLES, feature_table
     from xai_cli.plots import shorten
-    from xai_cli.terminal import make_console
+    from xai_cli.terminal import make_console, print_warning
 
     console = make_console()
     methods = document["methods"]
@@ -168,7 +168,7 @@ def print_importance(document: dict[str, Any], out_dir: Path) -> None:
             agreement.add_row(METHOD_TITLES[pair["a"]], METHOD_TITLES[pair["b"]], rho, overlap)
         console.print(agreement)
     for warning in document["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+        print_warning(console, warning)
     console.print(f"wrote {out_dir}/importance.json, importance.csv, plots/, report.html", highlight=False)
 
 

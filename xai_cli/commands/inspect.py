@@ -52,9 +52,8 @@ def inspect(
 
 def print_inspection(document: dict[str, Any]) -> None:
     """The report as rich tables: safety verdict, model, features, methods, DATA's columns, warnings."""
-    from rich.markup import escape
 
-    from xai_cli.terminal import make_console
+    from xai_cli.terminal import make_console, print_warning
 
     console = make_console()
     console.print(_safety_line(document["safety"]), highlight=False)
@@ -66,7 +65,7 @@ def print_inspection(document: dict[str, Any]) -> None:
     if document["data"] is not None:
         console.print(_data_table(document["data"]))
     for warning in document["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+        print_warning(console, warning)
 
 
 def _safety_line(safety: dict[str, Any]) -> str:
