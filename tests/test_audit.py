@@ -754,3 +754,17 @@ def test_installed_command_exits_1_with_the_verdict_on_stderr(tmp_path, files, b
     assert stderr.strip().splitlines()[-1].startswith("audit FAILED: ")
     assert "drift:age psi" in stderr and "Traceback" not in stderr
     assert read(tmp_path / "audit.json")["status"] == "fail"
+
+
+def test_tied_importances_share_their_best_rank_so_nothing_falls_by_sort_order():
+    """Shuffled labels make every permutation importance 0: no feature may be named as having
+    fallen in rank because of the order a sort left the tie in."""
+    from xai_cli.audit import Thresholds, importance_checks, importance_table
+
+    before = [{"feature": f, "importance": v, "std": 0.0} for f, v in [("a", 0.5), ("b", 0.3), ("c", 0.2)]]
+    now = [{"feature": f, "importance": 0.0, "std": 0.0} for f in ("c", "b", "a")]
+    rows = importance_table(now, before)
+    assert {row["feature"]: row["rank_now"] for row in rows} == {"a": 1, "b": 1, "c": 1}
+    checks = {check.name: check for check in importance_checks(rows, Thresholds())}
+    assert checks["rank_change"].value == 0 and checks["rank_change"].passed
+    assert not checks["rank_correlation"].passed  # the undefined ranking still fails, as documented

@@ -545,10 +545,20 @@ def importance_shares(entries: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def ranked(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``entries`` (feature, importance, std) with their 1-based ``rank`` and ``share``, largest first."""
+    """``entries`` (feature, importance, std) with their 1-based ``rank`` and ``share``, largest first.
+
+    Ties share the best rank of the tie ("1, 2, 2, 4"): when every importance is 0 (shuffled
+    labels), no feature "fell" from #2 to #3 by the order a sort happened to leave them in.
+    """
     shares = importance_shares(entries)
     ordered = sorted(entries, key=lambda entry: -float(entry["importance"] or 0.0))
-    return [{**entry, "rank": rank, "share": shares[entry["feature"]]} for rank, entry in enumerate(ordered, 1)]
+    result, rank, previous = [], 0, None
+    for position, entry in enumerate(ordered, 1):
+        value = float(entry["importance"] or 0.0)
+        if value != previous:
+            rank, previous = position, value
+        result.append({**entry, "rank": rank, "share": shares[entry["feature"]]})
+    return result
 
 
 def importance_table(now: list[dict[str, Any]], before: list[dict[str, Any]]) -> list[dict[str, Any]]:
