@@ -262,6 +262,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 def load_model(path: str, *, trust: bool = False, allow: Sequence[str] = ()) -> LoadedModel:
     """Scan (unless trusted), load and describe the model at ``path``."""
     from xai_cli.safety import load_model_file
+    from xai_cli.structures import check_structures
 
     location = Path(path)
     if not location.exists():
@@ -273,7 +274,9 @@ def load_model(path: str, *, trust: bool = False, allow: Sequence[str] = ()) -> 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         estimator = load_model_file(location, allow=allow, trust=trust)
-    check_tree_structures(estimator, path=str(path))
+    # Compiled code (trees, neighbor indexes, sparse kernels, XGBoost) trusts the loaded arrays:
+    # check them all before anything predicts, so a damaged file exits 2 instead of crashing.
+    check_structures(estimator, path=str(path))
     model = describe_model(estimator, path=str(path), sha256=file_sha256(location))
     stamped = [getattr(record.message, "original_sklearn_version", None) for record in caught]
     model.saved_sklearn_version = next((version for version in stamped if version), None)
@@ -302,65 +305,6 @@ def _holds_sklearn_object(value: Any, depth: int = 0) -> bool:
     else:
         children = list(getattr(value, "__dict__", {}).values())
     return any(_holds_sklearn_object(child, depth + 1) for child in children[:1000])
-
-
-def check_tree_structures(estimator: Any, *, path: str = "") -> None:
-    """Refuse scikit-learn trees whose node arrays are damaged (exit 2).
-
-    scikit-learn's compiled predict follows child and feature indices without checking them, so a
-    corrupt file (one flipped byte in a tree's nodes) crashes the interpreter or loops forever.
-    Trees are built parents first: every child index is larger than its parent's and below the node
-    count, and every split names one of the model's features.
-    """
-    for owner, tree in _sklearn_trees(estimator):
-        problem = _tree_problem(tree, getattr(owner, "n_features_in_", None))
-        if problem is not None:
-            raise BadInput(
-                f"{path or 'the model file'} holds a damaged decision tree: {problem}",
-                hint="the file is corrupt: save the model again from the training code",
-            )
-
-
-def _sklearn_trees(estimator: Any, depth: int = 0) -> Any:
-    """(estimator, tree) for every scikit-learn ``Tree`` inside pipelines and ensembles."""
-    if depth > 8 or estimator is None:
-        return
-    tree = getattr(estimator, "tree_", None)
-    if type(tree).__module__.startswith("sklearn.tree") and type(tree).__name__ == "Tree":
-        yield estimator, tree
-    children: list = [step for _, step in getattr(estimator, "steps", None) or []]
-    for name in ("estimators_", "estimator_"):
-        members = getattr(estimator, name, None)
-        if isinstance(members, np.ndarray):
-            children.extend(members.ravel().tolist())
-        elif isinstance(members, (list, tuple)):
-            children.extend(members)
-        elif members is not None:
-            children.append(members)
-    for child in children:
-        yield from _sklearn_trees(child, depth + 1)
-
-
-def _tree_problem(tree: Any, n_features: int | None) -> str | None:
-    try:
-        count = int(tree.node_count)
-        left, right = np.asarray(tree.children_left), np.asarray(tree.children_right)
-        feature = np.asarray(tree.feature)
-        limit = int(tree.n_features) if n_features is None else min(int(tree.n_features), int(n_features))
-    except Exception as exc:  # a tree too damaged to describe itself
-        return f"its nodes cannot be read ({type(exc).__name__})"
-    if count < 1 or not len(left) == len(right) == len(feature) == count:
-        return "its node arrays disagree about the number of nodes"
-    leaf = left == -1
-    if (leaf != (right == -1)).any():
-        return "a node with only one child"
-    nodes = np.arange(count)[~leaf]
-    left, right, feature = left[~leaf], right[~leaf], feature[~leaf]
-    if ((left <= nodes) | (right <= nodes) | (left >= count) | (right >= count)).any():
-        return "a child index outside the tree"
-    if ((feature < 0) | (feature >= limit)).any():
-        return "a split on a feature the model does not have"
-    return None
 
 
 def describe_model(estimator: Any, *, path: str = "", sha256: str = "") -> LoadedModel:
