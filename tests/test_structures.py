@@ -113,7 +113,22 @@ def _xgb(X, y, key: str, value: int):
     return model
 
 
+def _lgb(X, y, key: str, edit):
+    """Edit the first tree's ``key`` array in the model text the pickled Booster carries."""
+    import lightgbm as lgb
+
+    model = lgb.LGBMRegressor(n_estimators=3, min_child_samples=2, verbose=-1).fit(X, y)
+    lines = model.booster_.model_to_string().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(key + "="))
+    values = lines[at].split("=", 1)[1].split(" ")
+    lines[at] = key + "=" + " ".join(edit(values))
+    booster = lgb.Booster(model_str="\n".join(lines) + "\n")  # what unpickling does with the crafted text
+    model._Booster = booster
+    return model
+
+
 CRAFTED = {
+    "lgb_child_cycle": (lambda X, y: _lgb(X, y, "left_child", lambda v: ["0", *v[1:]]), "LightGBM tree"),
     "hgb_oob": (lambda X, y: _hgb(X, y, left=FAR, right=FAR), "histogram gradient boosting tree"),
     "hgb_cycle": (lambda X, y: _hgb(X, y, left=0, right=0), "histogram gradient boosting tree"),
     "hgb_feature": (lambda X, y: _hgb(X, y, feature_idx=FAR), "histogram gradient boosting tree"),
@@ -197,6 +212,7 @@ def test_a_ball_tree_with_a_bad_node_range_is_refused(frame):
 
 
 def _real_models(X, y):
+    import lightgbm as lgb
     import scipy.sparse as sp
     import xgboost as xgb
     from sklearn.compose import ColumnTransformer
@@ -225,6 +241,7 @@ def _real_models(X, y):
         "knn_sparse": KNeighborsRegressor(algorithm="brute").fit(sp.csr_matrix(X.values), y),
         "linear_sparse": sparse_linear,
         "xgboost": xgb.XGBRegressor(n_estimators=5, max_depth=3, gamma=0.5).fit(X, y),
+        "lightgbm": lgb.LGBMRegressor(n_estimators=5, num_leaves=7, min_child_samples=2, verbose=-1).fit(X, y),
         "pipeline_stack": make_pipeline(ColumnTransformer([("scale", StandardScaler(), ["a", "b"])]), stack).fit(X, y),
     }
 

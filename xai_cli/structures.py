@@ -112,6 +112,9 @@ def _problem(value: Any, owner: Any) -> tuple[str, str] | None:
     if module.startswith("xgboost") and kind == "Booster":
         problem = _xgboost_problem(value)
         return None if problem is None else ("XGBoost tree", problem)
+    if module.startswith("lightgbm") and kind == "Booster":
+        problem = _lightgbm_problem(value)
+        return None if problem is None else ("LightGBM tree", problem)
     return None
 
 
@@ -263,4 +266,60 @@ def _xgboost_problem(booster: Any) -> str | None:
             return f"tree {number} has {problem}"
         if _outside(feature[~leaf], n_features):
             return f"tree {number} splits on a feature the model does not have"
+    return None
+
+
+def _lightgbm_problem(booster: Any) -> str | None:
+    """What is wrong with a LightGBM Booster's trees, read from its own model text.
+
+    LightGBM parses the text while loading but never checks that child indices stay inside a tree:
+    predict and shap's TreeExplainer follow them, so a self-loop hangs or crashes. Writing the text
+    back out copies the arrays without following them. Internal nodes are numbered parents first
+    (a split's new node takes the next number), and a child below zero is leaf ``~child``.
+    """
+    try:
+        text = booster.model_to_string(num_iteration=-1)
+    except Exception as exc:
+        return f"its model cannot be read ({type(exc).__name__})"
+    fields: dict[str, str] = {}
+    n_features = None
+    for line in text.splitlines() + ["Tree=end"]:
+        key, _, value = line.partition("=")
+        if key == "max_feature_idx" and n_features is None:
+            n_features = int(value) + 1
+        if key == "Tree":
+            if fields:
+                problem = _lightgbm_tree_problem(fields, n_features)
+                if problem is not None:
+                    return f"tree {fields['Tree']} has {problem}"
+            fields = {"Tree": value}
+        elif fields:
+            fields[key] = value
+        if line.startswith("end of trees"):
+            break
+    return None
+
+
+def _lightgbm_tree_problem(fields: dict[str, str], n_features: int | None) -> str | None:
+    try:
+        leaves = int(fields["num_leaves"])
+        if leaves < 2:
+            return None  # a single leaf: nothing to follow
+        left = np.array(fields["left_child"].split(), dtype=np.int64)
+        right = np.array(fields["right_child"].split(), dtype=np.int64)
+        feature = np.array(fields["split_feature"].split(), dtype=np.int64)
+    except (KeyError, ValueError) as exc:
+        return f"node arrays that cannot be read ({type(exc).__name__})"
+    internal = leaves - 1
+    if not len(left) == len(right) == len(feature) == internal:
+        return "node arrays that disagree about the number of nodes"
+    nodes = np.arange(internal)
+    for child in (left, right):
+        split = child >= 0
+        if ((child[split] <= nodes[split]) | (child[split] >= internal)).any():
+            return "a child index outside the tree"
+        if (~child[~split] >= leaves).any():
+            return "a leaf index outside the tree"
+    if n_features is None or _outside(feature, n_features):
+        return "a split on a feature the model does not have"
     return None
