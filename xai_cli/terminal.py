@@ -36,11 +36,12 @@ def make_console(*, stderr: bool = False):
 
 
 def print_warning(console, warning: str) -> None:
-    """One ``warning:`` line, never wrapped by rich: piped into a cron mail or a log, a warning
-    broken at 80 columns reads as several; a terminal wraps the long line itself."""
+    """One ``warning:`` line. On a terminal rich wraps it at word boundaries to the window; piped
+    into a cron mail or a log it is never wrapped, since a warning broken at 80 columns there reads
+    as several."""
     from rich.text import Text
 
-    console.print(Text.assemble(("warning:", "yellow"), " ", warning), soft_wrap=True)
+    console.print(Text.assemble(("warning:", "yellow"), " ", warning), soft_wrap=not console.is_terminal)
 
 
 @dataclass(frozen=True)
