@@ -20,7 +20,6 @@ from xai_cli.errors import BadInput, UnsafeModel, XaiError
 from xai_cli.explanation import SCHEMA_VERSION, json_value
 from xai_cli.model import LoadedModel, file_sha256, load_model
 
-
 # The pandas dtype each kind of column reaches the model with (see data.cast_for_model).
 DTYPE_OF_KIND = {"numeric": "float64", "categorical": "object", "category": "category"}
 
