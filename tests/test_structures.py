@@ -127,7 +127,41 @@ def _lgb(X, y, key: str, edit):
     return model
 
 
+def _frame_placed_outside(X, y):
+    """A DataFrame kept on the model whose block claims a column position past its columns."""
+    from pandas._libs.internals import BlockPlacement
+    from sklearn.linear_model import LinearRegression
+
+    model = LinearRegression().fit(X, y)
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+    frame._mgr.blocks[0]._mgr_locs = BlockPlacement(np.array([0, FAR]))
+    model.coef_ = frame
+    return model
+
+
+def _lying_feature_count(X, y):
+    from sklearn.linear_model import LinearRegression
+
+    model = LinearRegression().fit(X.to_numpy(), y)
+    model.n_features_in_ = 10**10  # xai would name ten billion columns
+    return model
+
+
+def _column_past_the_end(X, y):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(ColumnTransformer([("scale", StandardScaler(), [0, 1])]), LinearRegression())
+    model.fit(X.to_numpy(), y)
+    name, transformer, _ = model[0].transformers_[0]
+    model[0].transformers_[0] = (name, transformer, [0, FAR])
+    return model
+
+
 CRAFTED = {
+    "frame_placed_outside": (_frame_placed_outside, "pandas DataFrame"),
     "lgb_child_cycle": (lambda X, y: _lgb(X, y, "left_child", lambda v: ["0", *v[1:]]), "LightGBM tree"),
     "hgb_oob": (lambda X, y: _hgb(X, y, left=FAR, right=FAR), "histogram gradient boosting tree"),
     "hgb_cycle": (lambda X, y: _hgb(X, y, left=0, right=0), "histogram gradient boosting tree"),
@@ -263,3 +297,42 @@ def test_a_real_pipeline_with_stacking_still_loads_through_the_cli(frame, tmp_pa
     joblib.dump(_real_models(X, y)["pipeline_stack"], path)
     result = run_cli(["inspect", path])
     assert result.code == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [(_lying_feature_count, "n_features_in_ = 10000000000"), (_column_past_the_end, "selects column 100000000")],
+)
+def test_a_crafted_count_or_column_index_is_bad_input_not_a_hang(make, words, frame, tmp_path):
+    X, y, rows = frame
+    path = tmp_path / "crafted.joblib"
+    joblib.dump(make(X, y), path)
+    result = run_cli(["inspect", path])
+    assert result.code == 2 and words in result.stderr and "corrupt or crafted" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("cls_path", ["lightgbm.Booster", "xgboost.Booster"])
+def test_a_class_kept_as_a_callable_value_is_refused_before_model_code_calls_it(cls_path, frame, tmp_path):
+    """FunctionTransformer calls ``func(X, **kw_args)`` at predict time: with a class there, the
+    file would construct it with its own arguments (a booster reading any path, or joining a
+    LightGBM network). Such a class is refused (exit 3) by name; dtypes kept as values still load."""
+    import importlib
+
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+
+    X, y, rows = frame
+    module, name = cls_path.split(".")
+    booster = getattr(importlib.import_module(module), name)
+    marker = tmp_path / "model_file_read_by_the_booster.txt"
+    model = make_pipeline(FunctionTransformer(), LinearRegression()).fit(X, y)
+    model[0].func, model[0].kw_args = booster, {"model_file": str(marker)}
+    path = tmp_path / "class_as_func.joblib"
+    joblib.dump(model, path)
+    for args in (["inspect", path], ["explain", path, rows, "--background", rows, "--out", tmp_path / "out"]):
+        result = run_cli(args)
+        assert result.code == 3, (args[0], result.stderr)
+        assert f"keeps the class {booster.__module__}.{booster.__qualname__} as a value" in result.stderr
+    encoder = OneHotEncoder(dtype=np.float64).fit(pd.DataFrame({"c": ["x", "y"]}))
+    check_structures(encoder)  # numpy.float64 kept as a value is data: no error

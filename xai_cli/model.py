@@ -42,6 +42,8 @@ BOOSTED_MODELS = {
     "HistGradientBoostingRegressor",
 }
 GBM_PACKAGES = ("xgboost", "lightgbm", "catboost")
+# More columns than any CSV a model is explained on holds; a larger n_features_in_ is damage.
+MAX_FEATURES = 100_000
 ENCODER_NAMES = {"OneHotEncoder", "OrdinalEncoder", "TargetEncoder"}
 # Transformers whose every output column is computed from one input column alone. A Pipeline of
 # these before an additive model keeps the model additive in the original columns, which is what
@@ -399,6 +401,13 @@ def _feature_names(estimator: Any, final: Any) -> tuple[list[str], bool]:
             f"cannot tell how many features {type(final).__name__} expects",
             hint="is the model fitted? xai needs n_features_in_ or feature_names_in_",
         )
+    if not isinstance(count, (int, np.integer)) or not 0 < int(count) <= MAX_FEATURES:
+        # A crafted count would have xai name (and the methods allocate for) billions of columns.
+        raise BadInput(
+            f"{type(final).__name__} claims n_features_in_ = {count!r}, which no CSV holds "
+            f"(xai takes 1 to {MAX_FEATURES:,} columns)",
+            hint="the file is corrupt or crafted; save the model again from the training code",
+        )
     return [f"x{i}" for i in range(int(count))], False
 
 
@@ -455,6 +464,11 @@ def _selected_columns(columns: Any, names: list[str]) -> list[str]:
         if isinstance(column, (bool, np.bool_)):
             continue
         if isinstance(column, (int, np.integer)):
+            if not -len(names) <= int(column) < len(names):
+                raise BadInput(
+                    f"the model's ColumnTransformer selects column {int(column)} of {len(names)}",
+                    hint="the file is corrupt or crafted; save the model again from the training code",
+                )
             selected.append(names[int(column)])
         elif str(column) in names:
             selected.append(str(column))

@@ -10,13 +10,15 @@ it sits (a pipeline step, ``regressor_``, ``final_estimator_``, ``transformers_`
 
 from __future__ import annotations
 
+import functools
 import json
+import numbers
 import types
 from typing import Any
 
 import numpy as np
 
-from xai_cli.errors import BadInput
+from xai_cli.errors import BadInput, UnsafeModel
 
 # The walk is linear in the loaded graph (ids are tracked), so these bounds only stop a crafted
 # file from nesting or fanning out without end; a real model stays far below both. Each estimator
@@ -26,6 +28,12 @@ MAX_OBJECTS = 1_000_000
 _HINT = "the file is corrupt or crafted; save the model again from the training code"
 _ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic)
 _OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+# Classes a model keeps as plain values: dtypes (``OneHotEncoder(dtype=np.float64)``) and the type
+# checks of parameter constraints. Any other class kept as a value is a callable the file chose:
+# ``FunctionTransformer(func=lightgbm.Booster, kw_args={"model_file": ...})`` would construct it at
+# predict time with the file's arguments, which the scan's "classes are built through __new__"
+# rule cannot see.
+_VALUE_CLASSES = (int, float, bool, str, bytes, complex, object, numbers.Number)
 
 
 def check_structures(estimator: Any, *, path: str = "") -> None:
@@ -40,6 +48,14 @@ def check_structures(estimator: Any, *, path: str = "") -> None:
     stack: list[tuple[Any, Any, int]] = [(estimator, None, 0)]
     while stack:
         value, owner, depth = stack.pop()
+        if isinstance(value, type) and not _is_value_class(value):
+            name = f"{value.__module__}.{value.__qualname__}"
+            raise UnsafeModel(
+                f"{where} keeps the class {name} as a value, which the model's code could call with "
+                "arguments from the file",
+                hint="if you trust this file, pass --trust (or set XAI_TRUST=1)",
+                refused=[name],
+            )
         if isinstance(value, _ATOMS) or isinstance(value, _OPAQUE) or id(value) in seen:
             continue
         seen.add(id(value))
@@ -56,8 +72,17 @@ def check_structures(estimator: Any, *, path: str = "") -> None:
             stack.append((child, child_owner, depth + 1))
 
 
+def _is_value_class(value: type) -> bool:
+    """Whether a class kept as a value is one models keep as data (see ``_VALUE_CLASSES``)."""
+    if value in _VALUE_CLASSES or issubclass(value, (np.generic, np.dtype)):
+        return True
+    return value.__module__ == "numbers"
+
+
 def _children(value: Any, owner: Any) -> list[tuple[Any, Any]]:
     """What the walk follows from ``value``, each with the estimator that owns it."""
+    if isinstance(value, functools.partial):
+        return [(item, owner) for item in (value.func, *value.args, *(value.keywords or {}).values())]
     if isinstance(value, np.ndarray):
         items = value.ravel().tolist() if value.dtype == object else []
     elif isinstance(value, dict):
@@ -112,6 +137,9 @@ def _problem(value: Any, owner: Any) -> tuple[str, str] | None:
     if module.startswith("xgboost") and kind == "Booster":
         problem = _xgboost_problem(value)
         return None if problem is None else ("XGBoost tree", problem)
+    if module.startswith("pandas") and kind == "DataFrame":
+        problem = _frame_problem(value)
+        return None if problem is None else ("pandas DataFrame", problem)
     if module.startswith("lightgbm") and kind == "Booster":
         problem = _lightgbm_problem(value)
         return None if problem is None else ("LightGBM tree", problem)
@@ -322,4 +350,25 @@ def _lightgbm_tree_problem(fields: dict[str, str], n_features: int | None) -> st
             return "a leaf index outside the tree"
     if n_features is None or _outside(feature, n_features):
         return "a split on a feature the model does not have"
+    return None
+
+
+def _frame_problem(frame: Any) -> str | None:
+    """What is wrong with a DataFrame's blocks: pandas rebuilds its column lookup from each block's
+    column positions without bounds checks, so a position past the columns writes out of bounds."""
+    try:
+        manager = frame._mgr
+        columns = len(manager.axes[0])
+        placed = 0
+        for block in manager.blocks:
+            positions = np.asarray(block.mgr_locs.as_array, dtype=np.int64)
+            if _outside(positions, columns):
+                return "a block placed outside the columns"
+            if np.ndim(block.values) == 2 and np.shape(block.values)[0] != len(positions):
+                return "a block whose values disagree with its columns"
+            placed += len(positions)
+    except Exception as exc:
+        return f"its blocks cannot be read ({type(exc).__name__})"
+    if placed != columns:
+        return "blocks that do not cover its columns once each"
     return None
