@@ -69,19 +69,6 @@ COMPRESSIONS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
 # Hostile corpus
 
 
-class _Call:
-    """Pickles as ``func(*args)``: what an attacker's ``__reduce__`` writes."""
-
-    def __init__(self, func: object, *args: object):
-        self.func, self.args = func, args
-
-    def __call__(self, *args: object) -> None:
-        """Never called: being callable lets pickle write it as the function of another call."""
-
-    def __reduce__(self):
-        return self.func, self.args
-
-
 def _touch_command(marker: Path) -> str:
     return f"touch {shlex.quote(str(marker))}"
 
@@ -92,49 +79,49 @@ def _create_file_code(marker: Path) -> str:
 
 def _write_inner_pickle(marker: Path) -> Path:
     inner = marker.parent / "inner.pkl"
-    inner.write_bytes(pickle.dumps(_Call(os.system, _touch_command(marker))))
+    inner.write_bytes(pickle.dumps(gadgets.Call(os.system, _touch_command(marker))))
     return inner
 
 
 def _hostile_inner_npy(marker: Path) -> Path:
     inner = marker.parent / "inner.npy"
-    np.save(inner, np.array([_Call(os.system, _touch_command(marker))], dtype=object), allow_pickle=True)
+    np.save(inner, np.array([gadgets.Call(os.system, _touch_command(marker))], dtype=object), allow_pickle=True)
     return inner
 
 
 def _hostile_inner_joblib(marker: Path) -> Path:
     inner = marker.parent / "inner.joblib"
-    joblib.dump(_Call(os.system, _touch_command(marker)), inner)
+    joblib.dump(gadgets.Call(os.system, _touch_command(marker)), inner)
     return inner
 
 
 # kind -> (payload built from the marker path, refused names of which one must be reported)
 HOSTILE_OBJECTS: dict[str, tuple[Callable[[Path], object], tuple[str, ...]]] = {
-    "os-system": (lambda marker: _Call(os.system, _touch_command(marker)), ("posix.system", "nt.system")),
-    "subprocess-popen": (lambda marker: _Call(subprocess.Popen, ["touch", str(marker)]),
+    "os-system": (lambda marker: gadgets.Call(os.system, _touch_command(marker)), ("posix.system", "nt.system")),
+    "subprocess-popen": (lambda marker: gadgets.Call(subprocess.Popen, ["touch", str(marker)]),
                          ("subprocess.Popen", "commands.Popen")),  # protocols 0-2 spell it commands
-    "builtins-exec": (lambda marker: _Call(exec, _create_file_code(marker)),
+    "builtins-exec": (lambda marker: gadgets.Call(exec, _create_file_code(marker)),
                       ("builtins.exec", "__builtin__.exec")),
-    "builtins-eval": (lambda marker: _Call(eval, _create_file_code(marker)),
+    "builtins-eval": (lambda marker: gadgets.Call(eval, _create_file_code(marker)),
                       ("builtins.eval", "__builtin__.eval")),
     # getattr(numpy.ndarray, "tofile")(array, marker): only numpy, plus getattr, writes a file.
     "getattr-on-allowed-class": (
-        lambda marker: _Call(_Call(getattr, np.ndarray, "tofile"), np.arange(3.0), str(marker)),
+        lambda marker: gadgets.Call(gadgets.Call(getattr, np.ndarray, "tofile"), np.arange(3.0), str(marker)),
         ("builtins.getattr", "__builtin__.getattr")),
-    "nested-pickle-loads": (lambda marker: _Call(pickle.loads, pickle.dumps(
-        _Call(os.system, _touch_command(marker)))), ("_pickle.loads", "pickle.loads")),
-    "nested-pandas-read-pickle": (lambda marker: _Call(pd.read_pickle, str(_write_inner_pickle(marker))),
+    "nested-pickle-loads": (lambda marker: gadgets.Call(pickle.loads, pickle.dumps(
+        gadgets.Call(os.system, _touch_command(marker)))), ("_pickle.loads", "pickle.loads")),
+    "nested-pandas-read-pickle": (lambda marker: gadgets.Call(pd.read_pickle, str(_write_inner_pickle(marker))),
                                   ("pandas.read_pickle",)),
-    "nested-numpy-load": (lambda marker: _Call(np.load, str(_hostile_inner_npy(marker)), None, True),
+    "nested-numpy-load": (lambda marker: gadgets.Call(np.load, str(_hostile_inner_npy(marker)), None, True),
                           ("numpy.load",)),
-    "nested-joblib-load": (lambda marker: _Call(joblib.load, str(_hostile_inner_joblib(marker))),
+    "nested-joblib-load": (lambda marker: gadgets.Call(joblib.load, str(_hostile_inner_joblib(marker))),
                            ("joblib.numpy_pickle.load",)),
     # A scanner that stops at the first numpy array of a joblib file never sees this one.
-    "after-a-numpy-array": (lambda marker: {"coef": np.arange(5000.0), "evil": _Call(
+    "after-a-numpy-array": (lambda marker: {"coef": np.arange(5000.0), "evil": gadgets.Call(
         os.system, _touch_command(marker))}, ("posix.system", "nt.system")),
     # joblib writes an object array as a nested pickle after the wrapper.
     "inside-an-object-array": (lambda marker: {"coef": np.arange(10.0), "names": np.array(
-        ["a", _Call(os.system, _touch_command(marker))], dtype=object)}, ("posix.system", "nt.system")),
+        ["a", gadgets.Call(os.system, _touch_command(marker))], dtype=object)}, ("posix.system", "nt.system")),
 }
 
 
@@ -327,8 +314,8 @@ def test_payload_in_the_frame_after_a_wrapper_is_named_not_skipped(tmp_path: Pat
 
 def test_allow_does_not_reallow_denied_names(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
-    for payload in (_Call(os.system, _touch_command(marker)), _Call(exec, _create_file_code(marker)),
-                    _Call(subprocess.Popen, ["touch", str(marker)])):
+    for payload in (gadgets.Call(os.system, _touch_command(marker)), gadgets.Call(exec, _create_file_code(marker)),
+                    gadgets.Call(subprocess.Popen, ["touch", str(marker)])):
         path = tmp_path / "model.pkl"
         path.write_bytes(pickle.dumps(payload))
         allow = ("posix", "nt", "builtins", "subprocess")
@@ -596,7 +583,7 @@ def test_allow_rejects_something_that_is_not_a_module_name(tmp_path: Path) -> No
 
 def test_trust_skips_the_scan(tmp_path: Path) -> None:
     path = tmp_path / "model.pkl"
-    path.write_bytes(pickle.dumps(_Call(dict, {"trusted": True})))
+    path.write_bytes(pickle.dumps(gadgets.Call(dict, {"trusted": True})))
     assert safety.load_model_file(path, trust=True) == {"trusted": True}
 
 

@@ -1171,6 +1171,12 @@ def write_importance_outputs(document: dict[str, Any], out_dir: Path) -> None:
     write_text(out_dir / "report.html", importance_report_html(document, plot_files, agreement_file))
 
 
+def rows_used(method: dict[str, Any]) -> str:
+    """How many of DATA's rows a method's entry was measured on: "200 rows" or "200 of 2000 rows"."""
+    rows, available = method.get("rows"), method.get("rows_available", method.get("rows"))
+    return f"{rows} rows" if rows == available else f"{rows} of {available} rows"
+
+
 def kind_title(kind: str) -> str:
     """``kind`` (``xgboost_total_gain``, ``mean_abs_tree_shap``...) as a reader would name it."""
     from xai_cli.plots import method_name

@@ -12,7 +12,7 @@ import math
 import textwrap
 from typing import TYPE_CHECKING, Any
 
-from xai_cli.importance import AVERAGED_KINDS, METHOD_TITLES, kind_title
+from xai_cli.importance import AVERAGED_KINDS, METHOD_TITLES, kind_title, rows_used
 from xai_cli.plots import (
     FONT_SIZE,
     INK,
@@ -154,11 +154,10 @@ def subtitle(name: str, method: dict[str, Any]) -> str:
         positive = f" (positive class {method['pos_label']})" if method.get("pos_label") is not None else ""
         return f"scoring {method.get('scoring')}{positive} on {method.get('rows')} rows"
     if name == "shap":
-        rows, available = method.get("rows"), method.get("rows_available", method.get("rows"))
-        of = f"{rows} rows" if rows == available else f"{rows} of {available} rows"
         background = method.get("background_rows")
         against = f", {background} background rows" if background else ""
-        return f"{kind_title(method['kind']).removeprefix('mean |').removesuffix(' value|')} on {of}{against}"
+        shown = kind_title(method["kind"]).removeprefix("mean |").removesuffix(" value|")
+        return f"{shown} on {rows_used(method)}{against}"
     return "as the model reports it" + (
         ", summed over each column's model inputs" if method.get("summed_over_inputs") else ""
     )

@@ -174,15 +174,13 @@ def print_importance(document: dict[str, Any], out_dir: Path) -> None:
 
 def _measured(name: str, method: dict[str, Any]) -> str:
     """What one method's column holds, in a few words."""
-    from xai_cli.importance import kind_title
+    from xai_cli.importance import kind_title, rows_used
 
     if name == "permutation":
         positive = f", positive class {method['pos_label']}" if method.get("pos_label") is not None else ""
         return f"drop in {method['scoring']}{positive} when the column is shuffled (± std over {method['repeats']})"
     if name == "shap":
-        rows, available = method.get("rows"), method.get("rows_available", method.get("rows"))
-        over = f"{rows} rows" if rows == available else f"{rows} of {available} rows"
-        return f"{kind_title(method['kind'])} over {over}, {method.get('output')} output"
+        return f"{kind_title(method['kind'])} over {rows_used(method)}, {method.get('output')} output"
     summed = ", summed over each column's model inputs" if method.get("summed_over_inputs") else ""
     return f"{kind_title(method['kind'])}{summed}"
 
