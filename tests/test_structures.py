@@ -113,13 +113,14 @@ def _xgb(X, y, key: str, value: int):
     return model
 
 
-def _lgb(X, y, key: str, edit):
-    """Edit the first tree's ``key`` array in the model text the pickled Booster carries."""
+def _lgb(X, y, key: str, edit, *, last: bool = False):
+    """Edit the first (or ``last``) tree's ``key`` array in the model text the pickled Booster carries."""
     import lightgbm as lgb
 
     model = lgb.LGBMRegressor(n_estimators=3, min_child_samples=2, verbose=-1).fit(X, y)
     lines = model.booster_.model_to_string().splitlines()
-    at = next(i for i, line in enumerate(lines) if line.startswith(key + "="))
+    found = [i for i, line in enumerate(lines) if line.startswith(key + "=")]
+    at = found[-1] if last else found[0]
     values = lines[at].split("=", 1)[1].split(" ")
     lines[at] = key + "=" + " ".join(edit(values))
     booster = lgb.Booster(model_str="\n".join(lines) + "\n")  # what unpickling does with the crafted text
@@ -163,6 +164,10 @@ def _column_past_the_end(X, y):
 CRAFTED = {
     "frame_placed_outside": (_frame_placed_outside, "pandas DataFrame"),
     "lgb_child_cycle": (lambda X, y: _lgb(X, y, "left_child", lambda v: ["0", *v[1:]]), "LightGBM tree"),
+    "lgb_last_tree_cycle": (
+        lambda X, y: _lgb(X, y, "left_child", lambda v: ["0", *v[1:]], last=True),
+        "LightGBM tree",
+    ),
     "hgb_oob": (lambda X, y: _hgb(X, y, left=FAR, right=FAR), "histogram gradient boosting tree"),
     "hgb_cycle": (lambda X, y: _hgb(X, y, left=0, right=0), "histogram gradient boosting tree"),
     "hgb_feature": (lambda X, y: _hgb(X, y, feature_idx=FAR), "histogram gradient boosting tree"),

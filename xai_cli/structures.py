@@ -309,22 +309,24 @@ def _lightgbm_problem(booster: Any) -> str | None:
         text = booster.model_to_string(num_iteration=-1)
     except Exception as exc:
         return f"its model cannot be read ({type(exc).__name__})"
-    fields: dict[str, str] = {}
+    trees: list[dict[str, str]] = []
     n_features = None
-    for line in text.splitlines() + ["Tree=end"]:
-        key, _, value = line.partition("=")
-        if key == "max_feature_idx" and n_features is None:
-            n_features = int(value) + 1
-        if key == "Tree":
-            if fields:
-                problem = _lightgbm_tree_problem(fields, n_features)
-                if problem is not None:
-                    return f"tree {fields['Tree']} has {problem}"
-            fields = {"Tree": value}
-        elif fields:
-            fields[key] = value
+    for line in text.splitlines():
         if line.startswith("end of trees"):
             break
+        key, _, value = line.partition("=")
+        if key == "max_feature_idx" and n_features is None:
+            if not value.strip().isdigit():
+                return "a feature count that cannot be read"
+            n_features = int(value) + 1
+        if key == "Tree":
+            trees.append({"Tree": value})
+        elif trees:
+            trees[-1][key] = value
+    for fields in trees:
+        problem = _lightgbm_tree_problem(fields, n_features)
+        if problem is not None:
+            return f"tree {fields['Tree']} has {problem}"
     return None
 
 
